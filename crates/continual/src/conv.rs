@@ -1,0 +1,335 @@
+//! Continual convolution over time (1-D, 2-D and 3-D in torch terms), with temporal kernel,
+//! padding, stride and dilation, spatial stride, padding and dilation, groups and bias.
+//!
+//! # Step algorithm
+//! A temporal kernel of `k` taps and dilation `δ` spans `R = δ(k-1)+1` frames. Each step runs
+//! one 2-D convolution of the new frame with all taps stacked along the output channels
+//! (newest tap first), giving `Z[0..R]`. The state keeps `R-1` running partial sums `S`, one
+//! per output still waiting for frames (the reference keeps `(k-1)` slots of `(k-1)` partial
+//! products each). With `U = [S, 0] + Z`, the output is `U[0]` and the next state `U[1..R]`.
+
+use burn::module::Param;
+use burn::nn::Initializer;
+use burn::prelude::*;
+use burn::tensor::module::{conv2d, conv3d};
+use burn::tensor::ops::ConvOptions;
+
+use crate::error::{ConfigError, WeightError};
+use crate::fill::TemporalFill;
+use crate::module::{stack_frames, CoModule};
+use crate::state::State;
+use crate::timing::Timing;
+use crate::weights::{join_key, Weights};
+
+/// Configuration of a [`CoConv`]. Dimensions are `[time, height, width]`.
+#[derive(Config, Debug)]
+pub struct CoConvConfig {
+    /// Input and output channels.
+    pub channels: [usize; 2],
+    /// Kernel size `[time, height, width]`.
+    pub kernel_size: [usize; 3],
+    /// Stride `[time, height, width]`.
+    #[config(default = "[1, 1, 1]")]
+    pub stride: [usize; 3],
+    /// Zero padding on both sides `[time, height, width]`; the temporal padding cannot exceed
+    /// the temporal receptive field minus one.
+    #[config(default = "[0, 0, 0]")]
+    pub padding: [usize; 3],
+    /// Dilation `[time, height, width]` (the reference rejects temporal dilation; costream
+    /// supports it).
+    #[config(default = "[1, 1, 1]")]
+    pub dilation: [usize; 3],
+    /// Groups: `channels` must both be multiples of it; `groups == channels` is depthwise.
+    #[config(default = 1)]
+    pub groups: usize,
+    /// Whether the convolution adds a bias.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Number of dimensions after time in the PyTorch weight (`Conv1d`: 0, `Conv2d`: 1,
+    /// `Conv3d`: 2). Only the checkpoint layout depends on it.
+    #[config(default = 2)]
+    pub spatial_dims: usize,
+}
+
+impl CoConvConfig {
+    /// A `co.Conv1d`: sequences `[B, C, T]` as `[B, C, T, 1, 1]`.
+    pub fn conv1d(channels: [usize; 2], kernel: usize) -> Self {
+        CoConvConfig::new(channels, [kernel, 1, 1]).with_spatial_dims(0)
+    }
+
+    /// A `co.Conv2d` over `[B, C, T, V]` (as `[B, C, T, V, 1]`); kernel `[time, V]`.
+    pub fn conv2d(channels: [usize; 2], kernel: [usize; 2]) -> Self {
+        CoConvConfig::new(channels, [kernel[0], kernel[1], 1]).with_spatial_dims(1)
+    }
+
+    /// A `co.Conv3d`.
+    pub fn conv3d(channels: [usize; 2], kernel: [usize; 3]) -> Self {
+        CoConvConfig::new(channels, kernel)
+    }
+
+    /// Builds the module with PyTorch's default initialisation (uniform in ±1/√fan_in).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending value: zero sizes, channels not divisible by
+    /// groups, temporal padding larger than the receptive field allows, or a spatial layout
+    /// that `spatial_dims` cannot express.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CoConv<B>, ConfigError> {
+        let [c_in, c_out] = self.channels;
+        let err = |reason: String| ConfigError::new("Conv", reason);
+        if c_in == 0
+            || c_out == 0
+            || self.groups == 0
+            || c_in % self.groups != 0
+            || c_out % self.groups != 0
+        {
+            return Err(err(format!(
+                "channels {:?} must be non-zero multiples of groups {}",
+                self.channels, self.groups
+            )));
+        }
+        if self.kernel_size.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
+            return Err(err(format!(
+                "kernel {:?}, stride {:?} and dilation {:?} must be non-zero",
+                self.kernel_size, self.stride, self.dilation
+            )));
+        }
+        let rf = self.dilation[0] * (self.kernel_size[0] - 1) + 1;
+        if self.padding[0] > rf - 1 {
+            return Err(err(format!(
+                "temporal padding {} exceeds the temporal receptive field {rf} minus one; a continual \
+                 module cannot emit outputs before its first input",
+                self.padding[0]
+            )));
+        }
+        if self.spatial_dims > 2
+            || self.kernel_size[1 + self.spatial_dims..]
+                .iter()
+                .any(|&k| k != 1)
+        {
+            return Err(err(format!(
+                "kernel {:?} has more spatial extent than spatial_dims {} allows",
+                self.kernel_size, self.spatial_dims
+            )));
+        }
+        let [kt, kh, kw] = self.kernel_size;
+        let fan_in = c_in / self.groups * kt * kh * kw;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        Ok(CoConv {
+            weight: init.init([c_out, c_in / self.groups, kt, kh, kw], device),
+            bias: self.bias.then(|| init.init([c_out], device)),
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+            spatial_dims: self.spatial_dims,
+        })
+    }
+}
+
+/// A continual convolution (`co.Conv1d/2d/3d`). Built by [`CoConvConfig::init`].
+#[derive(Module, Debug)]
+pub struct CoConv<B: Backend> {
+    /// Kernel `[channels_out, channels_in / groups, time, height, width]`.
+    pub weight: Param<Tensor<B, 5>>,
+    /// Bias `[channels_out]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    #[module(skip)]
+    stride: [usize; 3],
+    #[module(skip)]
+    padding: [usize; 3],
+    #[module(skip)]
+    dilation: [usize; 3],
+    #[module(skip)]
+    groups: usize,
+    #[module(skip)]
+    spatial_dims: usize,
+}
+
+impl<B: Backend> CoConv<B> {
+    /// Temporal span of the kernel in frames, `dilation * (kernel - 1) + 1`.
+    fn span(&self) -> usize {
+        let kt = self.weight.dims()[2];
+        self.dilation[0] * (kt - 1) + 1
+    }
+
+    /// Whether a step needs no memory of earlier frames (temporal kernel 1, no padding).
+    fn is_stateless(&self) -> bool {
+        self.span() == 1
+    }
+
+    fn out_channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    fn spatial_options(&self) -> ConvOptions<2> {
+        ConvOptions::new(
+            [self.stride[1], self.stride[2]],
+            [self.padding[1], self.padding[2]],
+            [self.dilation[1], self.dilation[2]],
+            self.groups,
+        )
+    }
+
+    /// All temporal taps as one 2-D kernel, newest tap first, grouped so that the output
+    /// channels read `[groups, span, channels_out / groups]`. Dilation gaps are zero taps.
+    ///
+    /// # Shapes
+    /// - output: `[groups * span * (channels_out / groups), channels_in / groups, height, width]`
+    fn stacked_kernel(&self) -> Tensor<B, 4> {
+        let [c_out, c_in_g, kt, kh, kw] = self.weight.dims();
+        let span = self.span();
+        let mut weight = self.weight.val();
+        if self.dilation[0] > 1 {
+            let gap = Tensor::zeros(
+                [c_out, c_in_g, self.dilation[0] - 1, kh, kw],
+                &weight.device(),
+            );
+            let mut taps = Vec::with_capacity(span);
+            for j in 0..kt {
+                if j > 0 {
+                    taps.push(gap.clone());
+                }
+                taps.push(weight.clone().narrow(2, j, 1));
+            }
+            weight = Tensor::cat(taps, 2);
+        }
+        let g = self.groups;
+        weight
+            .flip([2])
+            .reshape([g, c_out / g, c_in_g, span, kh, kw])
+            .permute([0, 3, 1, 2, 4, 5])
+            .reshape([g * span * (c_out / g), c_in_g, kh, kw])
+    }
+
+    fn bias_frame(&self) -> Option<Tensor<B, 4>> {
+        self.bias
+            .as_ref()
+            .map(|b| b.val().reshape([1, self.out_channels(), 1, 1]))
+    }
+
+    /// Advances the partial sums by one frame whose stacked tap products are `z` (`None`: a
+    /// zero frame, as in the end padding) and returns the completed output if it is emitted.
+    fn advance(&self, z: Option<Tensor<B, 6>>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
+        let slots = self.span() - 1;
+        let sums = state.buffers[0].take()?;
+        let [rows, g, _, c_g, h, w] = sums.dims();
+        let (head, newest) = match z {
+            Some(z) => (sums + z.clone().narrow(2, 0, slots), z.narrow(2, slots, 1)),
+            None => (sums, Tensor::zeros([rows, g, 1, c_g, h, w], &state.device)),
+        };
+        let output = head.clone().narrow(2, 0, 1);
+        state.buffers[0] = Some(if slots > 1 {
+            Tensor::cat(vec![head.narrow(2, 1, slots - 1), newest], 2)
+        } else {
+            newest
+        });
+        let emit = state.row_decision(|s| self.timing().emits_at(s));
+        state.advance();
+        emit.then(|| {
+            let out = output.reshape([rows, g * c_g, h, w]);
+            match self.bias_frame() {
+                Some(bias) => out + bias,
+                None => out,
+            }
+        })
+    }
+}
+
+impl<B: Backend> CoModule<B> for CoConv<B> {
+    fn timing(&self) -> Timing {
+        Timing::primitive(self.span(), self.padding[0] as i64, self.stride[0])
+    }
+
+    fn init_state(&self, rows: usize, fill: TemporalFill, device: &B::Device) -> State<B> {
+        let kind = format!(
+            "conv(g={},slots={},c={})",
+            self.groups,
+            self.span() - 1,
+            self.out_channels()
+        );
+        let buffers = usize::from(!self.is_stateless());
+        State::new(kind, buffers, rows, fill, Vec::new(), device)
+    }
+
+    fn forward(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
+        conv3d(
+            clip,
+            self.weight.val(),
+            self.bias.as_ref().map(Param::val),
+            options,
+        )
+    }
+
+    fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
+        let [c_out, c_in_g, _, kh, kw] = self.weight.dims();
+        if self.is_stateless() {
+            let emit = state.row_decision(|s| self.timing().emits_at(s));
+            state.advance();
+            let kernel = self.weight.val().reshape([c_out, c_in_g, kh, kw]);
+            return emit.then(|| {
+                conv2d(
+                    frame,
+                    kernel,
+                    self.bias.as_ref().map(Param::val),
+                    self.spatial_options(),
+                )
+            });
+        }
+        let rows = frame.dims()[0];
+        let span = self.span();
+        let g = self.groups;
+        let z = conv2d(frame, self.stacked_kernel(), None, self.spatial_options());
+        let [_, _, h, w] = z.dims();
+        let z = z.reshape([rows, g, span, c_out / g, h, w]);
+        if state.is_first_step() {
+            let zeros = Tensor::zeros([rows, g, span - 1, c_out / g, h, w], &state.device);
+            // Replicate: the steady state after the first frame forever, S[i] = Σ_{m>i} Z[m].
+            let steady = || {
+                z.clone()
+                    .narrow(2, 1, span - 1)
+                    .flip([2])
+                    .cumsum(2)
+                    .flip([2])
+            };
+            state.buffers[0] = Some(state.filled(zeros, steady));
+        }
+        self.advance(Some(z), state)
+    }
+
+    fn flush(&self, state: &mut State<B>) -> Option<Tensor<B, 5>> {
+        if self.is_stateless() || state.buffers[0].is_none() {
+            return None;
+        }
+        let outputs = (0..self.padding[0])
+            .filter_map(|_| self.advance(None, state))
+            .collect();
+        stack_frames(outputs)
+    }
+
+    fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        let device = self.weight.device();
+        let shape = self.weight.dims();
+        let stored = &shape[..3 + self.spatial_dims];
+        self.weight = Param::from_tensor(weights.take(
+            &join_key(prefix, "weight"),
+            stored,
+            shape,
+            &device,
+        )?);
+        if let Some(bias) = &self.bias {
+            let shape = bias.dims();
+            self.bias = Some(Param::from_tensor(weights.take(
+                &join_key(prefix, "bias"),
+                &shape,
+                shape,
+                &device,
+            )?));
+        }
+        Ok(())
+    }
+}

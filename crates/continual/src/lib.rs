@@ -1,0 +1,46 @@
+//! Continual Inference Network building blocks on burn tensors.
+//!
+//! A Co module runs the offline network over a clip ([`CoModule::forward`]) or one frame at a
+//! time ([`CoModule::forward_step`]) with a per-stream [`State`] kept apart from its weights,
+//! and gives the same numbers both ways (DESIGN.md §2). No I/O, no async.
+//!
+//! # Layout
+//! - [`timing`]: receptive field, padding, stride and delay, and how they compose.
+//! - [`state`], [`snapshot`]: per-stream state; take and put batch rows; byte snapshots.
+//! - [`module`]: the [`CoModule`] trait and clip/frame helpers. Layouts: clip `[B, C, T, H,
+//!   W]`, frame `[B, C, H, W]`.
+//! - [`conv`], [`pool`], [`delay`]: the temporal primitives.
+//! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
+//! - [`per_frame`], [`norm`]: per-frame modules (linear, activations, norms, closures).
+//! - [`weights`]: checkpoints by PyTorch key names.
+
+pub mod broadcast;
+pub mod conv;
+pub mod delay;
+pub mod error;
+pub mod fill;
+pub mod layer;
+pub mod module;
+pub mod norm;
+pub mod per_frame;
+pub mod pool;
+pub mod sequential;
+pub mod snapshot;
+pub mod state;
+pub mod timing;
+pub mod weights;
+
+pub use broadcast::{residual, BroadcastReduce, Reduce, ResidualShrink};
+pub use conv::{CoConv, CoConvConfig};
+pub use delay::Delay;
+pub use error::{ConfigError, StateError, WeightError};
+pub use fill::TemporalFill;
+pub use layer::CoLayer;
+pub use module::{clip_frames, load_checkpoint, map_frames, stack_frames, CoModule};
+pub use norm::{BatchNorm, BatchNormConfig, GroupNorm, LayerNorm, NormConfig};
+pub use per_frame::{Activation, ActivationKind, FrameOp, Lambda, Linear, LinearConfig};
+pub use pool::{CoPool, CoPoolConfig, PoolKind};
+pub use sequential::Sequential;
+pub use state::State;
+pub use timing::Timing;
+pub use weights::{WeightTensor, Weights};

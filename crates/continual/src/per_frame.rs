@@ -1,0 +1,315 @@
+//! Per-frame modules: functions of one frame, with no memory of earlier frames. Any
+//! [`FrameOp`] is a Co module with receptive field 1 (the reference's `co.forward_stepping`).
+
+use core::fmt;
+use core::marker::PhantomData;
+use std::sync::Arc;
+
+use burn::module::Param;
+use burn::nn::Initializer;
+use burn::prelude::*;
+use burn::tensor::activation;
+
+use crate::error::WeightError;
+use crate::fill::TemporalFill;
+use crate::module::{map_frames, CoModule};
+use crate::state::State;
+use crate::timing::Timing;
+use crate::weights::{join_key, Weights};
+
+/// A function of one frame that is applied to every frame alike.
+pub trait FrameOp<B: Backend> {
+    /// Short name for state kinds and displays, e.g. `batch_norm`.
+    fn name(&self) -> &'static str;
+
+    /// Applies the function to frames.
+    ///
+    /// # Shapes
+    /// - frames: `[N, C, H, W]`; output: `[N, C', H, W]`
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4>;
+
+    /// Applies the function to every frame of a clip; override when a direct form is cheaper.
+    ///
+    /// # Shapes
+    /// - clip: `[B, C, T, H, W]`; output: `[B, C', T, H, W]`
+    fn apply_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        map_frames(clip, |frames| self.apply(frames))
+    }
+
+    /// Takes this op's tensors from `weights` (none by default).
+    ///
+    /// # Errors
+    /// [`WeightError`] naming the missing or mis-shaped key.
+    fn load(&mut self, _weights: &mut Weights, _prefix: &str) -> Result<(), WeightError> {
+        Ok(())
+    }
+}
+
+/// Makes each listed [`FrameOp`] a [`CoModule`] with receptive field 1.
+macro_rules! frame_op_modules {
+    ($($ty:ident),*) => {
+        $(impl<B: Backend> CoModule<B> for $ty<B> {
+            fn timing(&self) -> Timing {
+                Timing::PER_FRAME
+            }
+
+            fn init_state(&self, rows: usize, fill: TemporalFill, device: &B::Device) -> State<B> {
+                State::new(FrameOp::name(self), 0, rows, fill, Vec::new(), device)
+            }
+
+            fn forward(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+                self.apply_clip(clip)
+            }
+
+            fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
+                state.advance();
+                Some(self.apply(frame))
+            }
+
+            fn flush(&self, _state: &mut State<B>) -> Option<Tensor<B, 5>> {
+                None
+            }
+
+            fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+                self.load(weights, prefix)
+            }
+        })*
+    };
+}
+
+frame_op_modules!(Linear, Activation, Lambda);
+pub(crate) use frame_op_modules;
+
+/// Configuration of a [`Linear`] layer.
+#[derive(Config, Debug)]
+pub struct LinearConfig {
+    /// Input and output features (channels).
+    pub features: [usize; 2],
+    /// Whether to add a bias.
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    /// Builds the layer with PyTorch's default initialisation.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Linear<B> {
+        let [d_in, d_out] = self.features;
+        let bound = 1.0 / (d_in.max(1) as f64).sqrt();
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        Linear {
+            weight: init.init([d_in, d_out], device),
+            bias: self.bias.then(|| init.init([d_out], device)),
+        }
+    }
+}
+
+/// A linear map over the channel dim of every frame (`co.Linear(channel_dim=1)`, or a
+/// `torch.nn.Linear` on token features). PyTorch keys: `weight` `[out, in]`, `bias`.
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// Weight `[in, out]` (transposed from PyTorch's layout).
+    pub weight: Param<Tensor<B, 2>>,
+    /// Bias `[out]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> FrameOp<B> for Linear<B> {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = frames.dims();
+        let d_out = self.weight.dims()[1];
+        let rows = if h * w == 1 {
+            frames.reshape([n, c])
+        } else {
+            frames.permute([0, 2, 3, 1]).reshape([n * h * w, c])
+        };
+        let mut out = rows.matmul(self.weight.val());
+        if let Some(bias) = &self.bias {
+            out = out + bias.val().unsqueeze_dim(0);
+        }
+        if h * w == 1 {
+            out.reshape([n, d_out, 1, 1])
+        } else {
+            out.reshape([n, h, w, d_out]).permute([0, 3, 1, 2])
+        }
+    }
+
+    fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        let device = self.weight.device();
+        let [d_in, d_out] = self.weight.dims();
+        let w: Tensor<B, 2> = weights.take(
+            &join_key(prefix, "weight"),
+            &[d_out, d_in],
+            [d_out, d_in],
+            &device,
+        )?;
+        self.weight = Param::from_tensor(w.transpose());
+        if self.bias.is_some() {
+            self.bias = Some(Param::from_tensor(weights.take(
+                &join_key(prefix, "bias"),
+                &[d_out],
+                [d_out],
+                &device,
+            )?));
+        }
+        Ok(())
+    }
+}
+
+/// An element-wise (or channel-wise) activation.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum ActivationKind {
+    /// `max(x, 0)`.
+    Relu,
+    /// `x · sigmoid(x)` (Swish).
+    Silu,
+    /// `1 / (1 + e^{-x})`.
+    Sigmoid,
+    /// Exact GELU, `x · Φ(x)` with the error function (the reference maps "gelu" to ReLU).
+    Gelu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Softmax over channels.
+    Softmax,
+}
+
+/// A parameter-free activation as a Co module.
+#[derive(Module, Debug)]
+pub struct Activation<B: Backend> {
+    #[module(skip)]
+    kind: ActivationKind,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> Activation<B> {
+    /// The activation `kind`.
+    pub fn new(kind: ActivationKind) -> Self {
+        Activation {
+            kind,
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend> FrameOp<B> for Activation<B> {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            ActivationKind::Relu => "relu",
+            ActivationKind::Silu => "silu",
+            ActivationKind::Sigmoid => "sigmoid",
+            ActivationKind::Gelu => "gelu",
+            ActivationKind::Tanh => "tanh",
+            ActivationKind::Softmax => "softmax",
+        }
+    }
+
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self.kind {
+            ActivationKind::Relu => activation::relu(frames),
+            ActivationKind::Silu => activation::silu(frames),
+            ActivationKind::Sigmoid => activation::sigmoid(frames),
+            ActivationKind::Gelu => {
+                frames.clone() * ((frames / core::f32::consts::SQRT_2).erf() + 1.0) * 0.5
+            }
+            ActivationKind::Tanh => frames.tanh(),
+            ActivationKind::Softmax => activation::softmax(frames, 1),
+        }
+    }
+
+    fn apply_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        match self.kind {
+            ActivationKind::Relu => activation::relu(clip),
+            ActivationKind::Silu => activation::silu(clip),
+            ActivationKind::Sigmoid => activation::sigmoid(clip),
+            ActivationKind::Gelu => {
+                clip.clone() * ((clip / core::f32::consts::SQRT_2).erf() + 1.0) * 0.5
+            }
+            ActivationKind::Tanh => clip.tanh(),
+            ActivationKind::Softmax => activation::softmax(clip, 1),
+        }
+    }
+}
+
+/// A per-frame function given as a closure, `[N, C, H, W] -> [N, C', H', W']`, that treats
+/// batch rows independently.
+pub type FrameFn<B> = Arc<dyn Fn(Tensor<B, 4>) -> Tensor<B, 4> + Send + Sync>;
+
+/// Wraps a [`FrameFn`] so that `Debug` and `Clone` hold.
+#[derive(Clone)]
+pub struct FrameFnBox<B: Backend>(pub FrameFn<B>);
+
+impl<B: Backend> fmt::Debug for FrameFnBox<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FrameFn")
+    }
+}
+
+/// Any per-frame function as a Co module (the reference's `co.Lambda` /
+/// `co.forward_stepping`). It has no weights.
+#[derive(Debug, Clone)]
+pub struct Lambda<B: Backend> {
+    function: FrameFnBox<B>,
+}
+
+impl<B: Backend> burn::module::Module<B> for Lambda<B> {
+    type Record = burn::module::EmptyRecord;
+
+    fn collect_devices(&self, devices: burn::module::Devices<B>) -> burn::module::Devices<B> {
+        devices
+    }
+
+    fn fork(self, _device: &B::Device) -> Self {
+        self
+    }
+
+    fn to_device(self, _device: &B::Device) -> Self {
+        self
+    }
+
+    fn visit<V: burn::module::ModuleVisitor<B>>(&self, _visitor: &mut V) {}
+
+    fn map<M: burn::module::ModuleMapper<B>>(self, _mapper: &mut M) -> Self {
+        self
+    }
+
+    fn load_record(self, _record: Self::Record) -> Self {
+        self
+    }
+
+    fn into_record(self) -> Self::Record {
+        burn::module::EmptyRecord::new()
+    }
+}
+
+impl<B: Backend> burn::module::ModuleDisplayDefault for Lambda<B> {
+    fn content(&self, content: burn::module::Content) -> Option<burn::module::Content> {
+        content.add_formatted(&"FrameFn").optional()
+    }
+}
+
+impl<B: Backend> burn::module::ModuleDisplay for Lambda<B> {}
+
+impl<B: Backend> Lambda<B> {
+    /// Wraps `function`.
+    pub fn new(function: impl Fn(Tensor<B, 4>) -> Tensor<B, 4> + Send + Sync + 'static) -> Self {
+        Lambda {
+            function: FrameFnBox(Arc::new(function)),
+        }
+    }
+}
+
+impl<B: Backend> FrameOp<B> for Lambda<B> {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        (self.function.0)(frames)
+    }
+}

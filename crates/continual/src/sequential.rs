@@ -1,0 +1,95 @@
+//! `Sequential`: modules applied one after the other; a step stops at the first `None`.
+
+use burn::prelude::*;
+
+use crate::error::WeightError;
+use crate::fill::TemporalFill;
+use crate::layer::{container_module, CoLayer};
+use crate::module::{concat_clips, CoModule};
+use crate::state::State;
+use crate::timing::Timing;
+use crate::weights::{join_key, Weights};
+
+/// Modules applied in order (`co.Sequential`). Children are named as in PyTorch: by index
+/// (`0`, `1`, …) or by the names of an `OrderedDict`.
+#[derive(Debug, Clone)]
+pub struct Sequential<B: Backend> {
+    /// The modules, in order.
+    pub layers: Vec<CoLayer<B>>,
+    names: Vec<String>,
+}
+
+impl<B: Backend> Sequential<B> {
+    /// Children named `0`, `1`, … as `co.Sequential(a, b, ...)` names them.
+    pub fn new(layers: Vec<CoLayer<B>>) -> Self {
+        let names = (0..layers.len()).map(|i| i.to_string()).collect();
+        Sequential { layers, names }
+    }
+
+    /// Children with the given names, as `co.Sequential(OrderedDict(...))`.
+    pub fn named(layers: Vec<(impl Into<String>, CoLayer<B>)>) -> Self {
+        let (names, layers) = layers.into_iter().map(|(n, l)| (n.into(), l)).unzip();
+        Sequential { layers, names }
+    }
+
+    /// The children's names.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+container_module!(Sequential, layers);
+
+impl<B: Backend> CoModule<B> for Sequential<B> {
+    fn timing(&self) -> Timing {
+        let timings: Vec<Timing> = self.layers.iter().map(CoModule::timing).collect();
+        Timing::sequence(&timings)
+    }
+
+    fn init_state(&self, rows: usize, fill: TemporalFill, device: &B::Device) -> State<B> {
+        let children = self
+            .layers
+            .iter()
+            .map(|l| l.init_state(rows, fill, device))
+            .collect();
+        State::new(
+            format!("sequential({})", self.layers.len()),
+            0,
+            rows,
+            fill,
+            children,
+            device,
+        )
+    }
+
+    fn forward(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        self.layers.iter().fold(clip, |x, layer| layer.forward(x))
+    }
+
+    fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
+        state.advance();
+        let mut x = frame;
+        for (layer, child) in self.layers.iter().zip(state.children.iter_mut()) {
+            x = layer.forward_step(x, child)?;
+        }
+        Some(x)
+    }
+
+    fn flush(&self, state: &mut State<B>) -> Option<Tensor<B, 5>> {
+        // Each layer flushes its own end padding; what it emits feeds the next layer, which
+        // then flushes in turn (the end padding of a layer is its own, not its input's).
+        let mut pending: Option<Tensor<B, 5>> = None;
+        for (layer, child) in self.layers.iter().zip(state.children.iter_mut()) {
+            let stepped = pending.and_then(|clip| layer.forward_steps(clip, child, false));
+            pending = concat_clips(stepped, layer.flush(child));
+        }
+        pending
+    }
+
+    fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        for (layer, name) in self.layers.iter_mut().zip(&self.names) {
+            layer.load_weights(weights, &join_key(prefix, name))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! Per-stream state of a Co module tree, kept apart from the weights.
+//!
+//! A [`State`] mirrors the module tree: one node per module, each with its buffers (created at
+//! the node's first input, when the frame size is known), a count of the inputs every stream
+//! (batch row) has fed it, and each stream's [`TemporalFill`]. One module value serves any
+//! number of states; a state of `B` rows steps `B` streams at once.
+//!
+//! Buffers are rank-6 tensors laid out `[rows, groups, slots, channels, height, width]`: rows
+//! first, so that streams can be taken out of a batch and put back ([`State::take_rows`],
+//! [`State::put_rows`]); slots are the frames (or partial sums) a module remembers.
+
+use burn::prelude::*;
+use burn::tensor::Bool;
+
+use crate::error::StateError;
+use crate::fill::TemporalFill;
+
+/// The state of one module (and, through its children, of the modules inside it) for a batch
+/// of streams.
+#[derive(Debug, Clone)]
+pub struct State<B: Backend> {
+    /// Module kind with the geometry that fixes the buffer layout, e.g. `conv(g=1,slots=2,c=6)`.
+    pub(crate) kind: String,
+    /// The module's buffers, `None` until the node's first input.
+    pub(crate) buffers: Vec<Option<Tensor<B, 6>>>,
+    /// Inputs each row has fed this node.
+    pub(crate) steps: Vec<u64>,
+    /// Each row's temporal fill.
+    pub(crate) fill: Vec<TemporalFill>,
+    /// States of the modules inside this one, in module order.
+    pub(crate) children: Vec<State<B>>,
+    /// Where the buffers live.
+    pub(crate) device: B::Device,
+}
+
+impl<B: Backend> State<B> {
+    /// A fresh state for `rows` streams, with `buffers` lazily created buffers.
+    pub(crate) fn new(
+        kind: impl Into<String>,
+        buffers: usize,
+        rows: usize,
+        fill: TemporalFill,
+        children: Vec<State<B>>,
+        device: &B::Device,
+    ) -> Self {
+        State {
+            kind: kind.into(),
+            buffers: vec![None; buffers],
+            steps: vec![0; rows],
+            fill: vec![fill; rows],
+            children,
+            device: device.clone(),
+        }
+    }
+
+    /// Number of streams (batch rows) this state holds.
+    pub fn rows(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Frames each stream has fed the module this state belongs to.
+    pub fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+
+    /// The temporal fill of each stream.
+    pub fn fills(&self) -> &[TemporalFill] {
+        &self.fill
+    }
+
+    /// Sets the temporal fill of stream `row` (only meaningful before its first frame).
+    ///
+    /// # Errors
+    /// [`StateError::Row`] if `row` is out of range.
+    pub fn set_fill(&mut self, row: usize, fill: TemporalFill) -> Result<(), StateError> {
+        if row >= self.rows() {
+            return Err(StateError::Row {
+                row,
+                batch: self.rows(),
+            });
+        }
+        self.fill[row] = fill;
+        for child in &mut self.children {
+            child.set_fill(row, fill)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets everything every stream has seen: the state is as new (fills are kept).
+    pub fn reset(&mut self) {
+        self.buffers.iter_mut().for_each(|b| *b = None);
+        self.steps.iter_mut().for_each(|s| *s = 0);
+        self.children.iter_mut().for_each(State::reset);
+    }
+
+    /// Bytes held in buffers, over all rows.
+    pub fn size_bytes(&self) -> usize {
+        let own: usize = self
+            .buffers
+            .iter()
+            .flatten()
+            .map(|b| b.shape().num_elements() * core::mem::size_of::<f32>())
+            .sum();
+        own + self.children.iter().map(State::size_bytes).sum::<usize>()
+    }
+
+    /// A new state holding copies of the given rows, in the given order.
+    ///
+    /// # Errors
+    /// [`StateError::Row`] for an index out of range.
+    pub fn take_rows(&self, rows: &[usize]) -> Result<State<B>, StateError> {
+        for &row in rows {
+            if row >= self.rows() {
+                return Err(StateError::Row {
+                    row,
+                    batch: self.rows(),
+                });
+            }
+        }
+        Ok(self.take_rows_checked(rows))
+    }
+
+    fn take_rows_checked(&self, rows: &[usize]) -> State<B> {
+        let indices = index_tensor::<B>(rows, &self.device);
+        State {
+            kind: self.kind.clone(),
+            buffers: self
+                .buffers
+                .iter()
+                .map(|b| b.as_ref().map(|t| t.clone().select(0, indices.clone())))
+                .collect(),
+            steps: rows.iter().map(|&r| self.steps[r]).collect(),
+            fill: rows.iter().map(|&r| self.fill[r]).collect(),
+            children: self
+                .children
+                .iter()
+                .map(|c| c.take_rows_checked(rows))
+                .collect(),
+            device: self.device.clone(),
+        }
+    }
+
+    /// Overwrites rows `rows` of this state with the rows of `src`, in order.
+    ///
+    /// # Errors
+    /// [`StateError::Structure`] if `src` belongs to another module, [`StateError::Rows`] if it
+    /// does not hold `rows.len()` streams, [`StateError::Row`] for a bad or repeated index,
+    /// [`StateError::Shape`] if the buffers disagree (frames of another size).
+    pub fn put_rows(&mut self, rows: &[usize], src: State<B>) -> Result<(), StateError> {
+        let mut seen = vec![false; self.rows()];
+        for &row in rows {
+            if row >= self.rows() || seen[row] {
+                return Err(StateError::Row {
+                    row,
+                    batch: self.rows(),
+                });
+            }
+            seen[row] = true;
+        }
+        self.check_compatible(&src, rows.len(), "root")?;
+        self.put_rows_checked(rows, src);
+        Ok(())
+    }
+
+    fn check_compatible(&self, src: &State<B>, rows: usize, path: &str) -> Result<(), StateError> {
+        if self.kind != src.kind || self.children.len() != src.children.len() {
+            return Err(StateError::Structure {
+                path: path.to_string(),
+                expected: self.kind.clone(),
+                found: src.kind.clone(),
+            });
+        }
+        if src.rows() != rows {
+            return Err(StateError::Rows {
+                path: path.to_string(),
+                expected: rows,
+                found: src.rows(),
+            });
+        }
+        for (mine, theirs) in self.buffers.iter().zip(&src.buffers) {
+            if let (Some(a), Some(b)) = (mine, theirs) {
+                let (a, b) = (a.dims(), b.dims());
+                if a[1..] != b[1..] {
+                    return Err(StateError::Shape {
+                        path: path.to_string(),
+                        expected: a[1..].to_vec(),
+                        found: b[1..].to_vec(),
+                    });
+                }
+            }
+        }
+        for (i, (mine, theirs)) in self.children.iter().zip(&src.children).enumerate() {
+            mine.check_compatible(theirs, rows, &format!("{path}/{i}"))?;
+        }
+        Ok(())
+    }
+
+    fn put_rows_checked(&mut self, rows: &[usize], src: State<B>) {
+        let batch = self.rows();
+        // Row r of the result comes from `self` (index r) or from `src` (index batch + k).
+        let mut gather: Vec<usize> = (0..batch).collect();
+        for (k, &row) in rows.iter().enumerate() {
+            gather[row] = batch + k;
+        }
+        let gather = index_tensor::<B>(&gather, &self.device);
+        for (mine, theirs) in self.buffers.iter_mut().zip(src.buffers) {
+            *mine = match (mine.take(), theirs) {
+                (Some(a), Some(b)) => Some(Tensor::cat(vec![a, b], 0).select(0, gather.clone())),
+                (None, Some(b)) => {
+                    let mut dims = b.dims();
+                    dims[0] = batch;
+                    let a = Tensor::zeros(dims, &self.device);
+                    Some(Tensor::cat(vec![a, b], 0).select(0, gather.clone()))
+                }
+                // Rows of `src` have not started: their content is created at their first frame.
+                (a, None) => a,
+            };
+        }
+        for (k, &row) in rows.iter().enumerate() {
+            self.steps[row] = src.steps[k];
+            self.fill[row] = src.fill[k];
+        }
+        for (mine, theirs) in self.children.iter_mut().zip(src.children) {
+            mine.put_rows_checked(rows, theirs);
+        }
+    }
+
+    /// The decision `decide(steps)` shared by every row.
+    ///
+    /// # Panics
+    /// If rows disagree: streams stepped together must be in phase (see
+    /// [`crate::Timing::phase_key`]); stepping out-of-phase rows is a bug in the caller.
+    pub(crate) fn row_decision(&self, decide: impl Fn(u64) -> bool) -> bool {
+        let first = decide(self.steps[0]);
+        assert!(
+            self.steps.iter().all(|&s| decide(s) == first),
+            "rows of the batch are out of phase at module `{}` (steps {:?}): group streams by \
+             `Timing::phase_key` before stepping them together",
+            self.kind,
+            self.steps
+        );
+        first
+    }
+
+    /// The step count shared by every row.
+    ///
+    /// # Panics
+    /// If rows have fed different numbers of frames (a flush of out-of-phase rows).
+    pub(crate) fn uniform_steps(&self) -> u64 {
+        let first = self.steps[0];
+        assert!(
+            self.steps.iter().all(|&s| s == first),
+            "rows of module `{}` have fed different numbers of frames ({:?}): flush streams \
+             one group of equal length at a time",
+            self.kind,
+            self.steps
+        );
+        first
+    }
+
+    /// Whether this is the node's first input (for every row).
+    pub(crate) fn is_first_step(&self) -> bool {
+        self.row_decision(|s| s == 0)
+    }
+
+    /// Counts one more input for every row.
+    pub(crate) fn advance(&mut self) {
+        self.steps.iter_mut().for_each(|s| *s += 1);
+    }
+
+    /// The initial content of a buffer: `padding` for rows filled with zeros (the offline
+    /// padding), `replicate()` for rows filled with their first frame.
+    pub(crate) fn filled(
+        &self,
+        padding: Tensor<B, 6>,
+        replicate: impl FnOnce() -> Tensor<B, 6>,
+    ) -> Tensor<B, 6> {
+        let replicated = self
+            .fill
+            .iter()
+            .filter(|&&f| f == TemporalFill::Replicate)
+            .count();
+        if replicated == 0 {
+            padding
+        } else if replicated == self.rows() {
+            replicate()
+        } else {
+            let dims = padding.dims();
+            let mask: Vec<bool> = self
+                .fill
+                .iter()
+                .map(|&f| f == TemporalFill::Replicate)
+                .collect();
+            let mask =
+                Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [self.rows()]), &self.device)
+                    .reshape([self.rows(), 1, 1, 1, 1, 1])
+                    .expand(dims);
+            padding.mask_where(mask, replicate())
+        }
+    }
+}
+
+/// An index tensor on `device`.
+pub(crate) fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(data, [indices.len()]), device)
+}

@@ -1,0 +1,229 @@
+//! The golden harness: every case in `COSTREAM_GOLDEN_DIR` (default `../shared/golden`) is
+//! built from its `builder` expression, loaded with its weights by PyTorch key names, and its
+//! step and offline outputs compared with the reference library's within the README's
+//! tolerance. One line per case; cases owned by later issues print as pending; anything else
+//! that cannot be built fails.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use burn::prelude::*;
+use costream_backend::{TestBackend, TEST_BACKEND_NAME};
+use costream_continual::{load_checkpoint, CoLayer, CoModule, TemporalFill};
+use support::builder::{build, BuildError};
+use support::golden::GoldenCase;
+use support::{max_abs_diff, tolerance, values};
+
+type B = TestBackend;
+
+enum Outcome {
+    Pass(String),
+    Pending(String),
+    Fail(String),
+}
+
+fn golden_dir() -> PathBuf {
+    match std::env::var_os("COSTREAM_GOLDEN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"),
+    }
+}
+
+/// Compares `actual` to `expected`; `Err` names what differs.
+fn check(
+    what: &str,
+    actual: Vec<f32>,
+    expected: &[f32],
+    detail: &mut Vec<String>,
+) -> Result<(), String> {
+    let diff = max_abs_diff(&actual, expected);
+    let tol = tolerance(expected);
+    detail.push(format!("{what} {diff:.1e}/{tol:.1e}"));
+    if diff <= tol {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: max |Δ| {diff:e} > tolerance {tol:e} ({} vs {} values)",
+            actual.len(),
+            expected.len()
+        ))
+    }
+}
+
+fn run_case(case: &GoldenCase, device: &burn::tensor::Device<B>) -> Outcome {
+    let Some(builder) = case.metadata.get("builder") else {
+        return Outcome::Fail("no `builder` metadata".into());
+    };
+    let expr = match support::expr::parse(builder) {
+        Ok(e) => e,
+        Err(e) => return Outcome::Fail(format!("cannot parse builder: {e}")),
+    };
+    let mut module: CoLayer<B> = match build(&expr, device) {
+        Ok(m) => m,
+        Err(BuildError::Pending(what)) => return Outcome::Pending(what),
+        Err(BuildError::Unsupported(what)) => return Outcome::Fail(what),
+    };
+    match compare(case, &mut module, device) {
+        Ok(detail) => Outcome::Pass(detail),
+        Err(e) => Outcome::Fail(e),
+    }
+}
+
+fn compare(
+    case: &GoldenCase,
+    module: &mut CoLayer<B>,
+    device: &burn::tensor::Device<B>,
+) -> Result<String, String> {
+    load_checkpoint(module, case.weights.clone()).map_err(|e| e.to_string())?;
+    let timing = module.timing();
+    let expect_delay: usize = case
+        .metadata
+        .get("module_delay")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no module_delay")?;
+    let expect_stride: usize = case
+        .metadata
+        .get("module_stride")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    if timing.delay != expect_delay || timing.stride != expect_stride {
+        return Err(format!(
+            "timing {timing:?}, reference delay {expect_delay} stride {expect_stride}"
+        ));
+    }
+    let input = case.clip::<B>("input", device)?;
+    let rows = input.dims()[0];
+    let mut detail = Vec::new();
+
+    // Step outputs, one frame at a time, and which steps emitted.
+    let mut state = module.init_state(rows, TemporalFill::Zeros, device);
+    let mut emitted = Vec::new();
+    let mut outputs = Vec::new();
+    for (t, frame) in costream_continual::clip_frames(input.clone()).enumerate() {
+        if let Some(out) = module.forward_step(frame, &mut state) {
+            emitted.push(t as f32);
+            outputs.push(out);
+        }
+    }
+    let reference_index = &case.tensor("step_index")?.values;
+    if emitted != *reference_index {
+        return Err(format!(
+            "emitted at steps {emitted:?}, reference at {reference_index:?}"
+        ));
+    }
+    let steps = costream_continual::stack_frames(outputs).ok_or("no step output")?;
+    check(
+        "steps",
+        values(steps.clone()),
+        &case.tensor("step_output")?.values,
+        &mut detail,
+    )?;
+
+    // The offline network over the whole clip.
+    let offline = module.forward(input.clone());
+    check(
+        "offline",
+        values(offline.clone()),
+        &case.tensor("offline_output")?.values,
+        &mut detail,
+    )?;
+
+    // Streamed == offline where the README says they correspond.
+    let kind = case.json("config")["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let has_se = case.case == "cox3d_tiny" || builder_has_se(case);
+    if (kind == "per_step" || kind == "cox3d") && !has_se {
+        let picks: Vec<Tensor<B, 5>> = emitted
+            .iter()
+            .map(|&t| {
+                offline
+                    .clone()
+                    .narrow(2, (t as usize - timing.delay) / timing.stride, 1)
+            })
+            .collect();
+        let corresponding = Tensor::cat(picks, 2);
+        check(
+            "steps~offline",
+            values(steps.clone()),
+            &values(corresponding),
+            &mut detail,
+        )?;
+        // And the pulse with end padding reproduces the whole offline output.
+        let mut state = module.init_state(rows, TemporalFill::Zeros, device);
+        let pulsed = module
+            .forward_steps(input, &mut state, true)
+            .ok_or("no pulse output")?;
+        check("pulse+flush", values(pulsed), &values(offline), &mut detail)?;
+    }
+    Ok(detail.join(", "))
+}
+
+fn builder_has_se(case: &GoldenCase) -> bool {
+    let builder = case
+        .metadata
+        .get("builder")
+        .map(String::as_str)
+        .unwrap_or_default();
+    builder.starts_with("cox3d_tiny") && !builder.contains("se_ratio=0.0")
+}
+
+fn main() -> ExitCode {
+    let dir = golden_dir();
+    let device = Default::default();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect(),
+        Err(e) => {
+            eprintln!("golden: cannot read {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    files.sort();
+    println!(
+        "golden vectors from {} on {TEST_BACKEND_NAME}",
+        dir.display()
+    );
+    let (mut passed, mut failed, mut pending) = (0, 0, 0);
+    for file in &files {
+        let name = file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let outcome = match GoldenCase::read(file) {
+            Ok(case) => run_case(&case, &device),
+            Err(e) => Outcome::Fail(e),
+        };
+        match outcome {
+            Outcome::Pass(detail) => {
+                passed += 1;
+                println!("PASS    {name:<34} {detail}");
+            }
+            Outcome::Pending(what) => {
+                pending += 1;
+                println!("PENDING {name:<34} not implemented yet: {what}");
+            }
+            Outcome::Fail(why) => {
+                failed += 1;
+                println!("FAIL    {name:<34} {why}");
+            }
+        }
+    }
+    if files.is_empty() {
+        println!("FAIL    no golden files in {}", dir.display());
+        failed += 1;
+    }
+    println!("golden: {passed} passed, {failed} failed, {pending} skipped");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
