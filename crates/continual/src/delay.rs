@@ -119,7 +119,7 @@ impl<B: Backend> CoModule<B> for Delay<B> {
     }
 
     fn flush(&self, state: &mut State<B>) -> Option<Tensor<B, 5>> {
-        let history = state.buffers[0].clone()?;
+        let history = state.buffers.first().cloned().flatten()?;
         let (d, a, e) = (self.delay, self.crop_start, self.crop_end);
         let n = state.uniform_steps() as usize;
         // Offline has n - a - e frames; the stream emitted those from input a + ... up to
