@@ -221,7 +221,7 @@ pub fn residual<B: Backend>(
         }
         ResidualShrink::Lagging => 0,
         ResidualShrink::Leading => c,
-        ResidualShrink::Centered if c % 2 == 1 => {
+        ResidualShrink::Centered if !c.is_multiple_of(2) => {
             return Err(err(format!(
                 "centered shrink needs an even shortening, got {c}"
             )))

@@ -17,7 +17,7 @@ use burn::tensor::ops::ConvOptions;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::{stack_frames, CoModule};
-use crate::state::State;
+use crate::state::{take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -218,12 +218,15 @@ impl<B: Backend> CoConv<B> {
         let sums = state.buffers[0].take()?;
         let [rows, g, _, c_g, h, w] = sums.dims();
         let (head, newest) = match z {
-            Some(z) => (sums + z.clone().narrow(2, 0, slots), z.narrow(2, slots, 1)),
+            Some(z) => (
+                sums + take_slots(z.clone(), 0, slots),
+                take_slots(z, slots, 1),
+            ),
             None => (sums, Tensor::zeros([rows, g, 1, c_g, h, w], &state.device)),
         };
-        let output = head.clone().narrow(2, 0, 1);
+        let output = take_slots(head.clone(), 0, 1);
         state.buffers[0] = Some(if slots > 1 {
-            Tensor::cat(vec![head.narrow(2, 1, slots - 1), newest], 2)
+            Tensor::cat(vec![take_slots(head, 1, slots - 1), newest], 2)
         } else {
             newest
         });
@@ -290,8 +293,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
             let zeros = Tensor::zeros([rows, g, span - 1, c_out / g, h, w], &state.device);
             // Replicate: the steady state after the first frame forever, S[i] = Σ_{m>i} Z[m].
             let steady = || {
-                z.clone()
-                    .narrow(2, 1, span - 1)
+                take_slots(z.clone(), 1, span - 1)
                     .flip([2])
                     .cumsum(2)
                     .flip([2])

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
-use crate::state::State;
+use crate::state::{take_slots, State};
 use crate::timing::Timing;
 use crate::weights::Weights;
 
@@ -113,9 +113,9 @@ impl<B: Backend> CoModule<B> for Delay<B> {
             .take()
             .expect("buffer created at the first step: this is a bug");
         let window = Tensor::cat(vec![history, frame], 2);
-        state.buffers[0] = Some(window.clone().narrow(2, 1, self.delay));
+        state.buffers[0] = Some(take_slots(window.clone(), 1, self.delay));
         state.advance();
-        emit.then(|| window.narrow(2, 0, 1).reshape([rows, c, h, w]))
+        emit.then(|| take_slots(window, 0, 1).reshape([rows, c, h, w]))
     }
 
     fn flush(&self, state: &mut State<B>) -> Option<Tensor<B, 5>> {
@@ -133,8 +133,7 @@ impl<B: Backend> CoModule<B> for Delay<B> {
         let first = a + streamed + d - n;
         let [rows, _, _, c, h, w] = history.dims();
         Some(
-            history
-                .narrow(2, first, count)
+            take_slots(history, first, count)
                 .reshape([rows, count, c, h, w])
                 .swap_dims(1, 2),
         )

@@ -13,6 +13,7 @@
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
 //! - [`per_frame`], [`norm`]: per-frame modules (linear, activations, norms, closures).
 //! - [`weights`]: checkpoints by PyTorch key names.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod broadcast;
 pub mod conv;

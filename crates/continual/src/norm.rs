@@ -138,7 +138,7 @@ impl NormConfig {
         &self,
         device: &B::Device,
     ) -> Result<GroupNorm<B>, crate::ConfigError> {
-        if self.groups == 0 || self.channels % self.groups != 0 {
+        if self.groups == 0 || !self.channels.is_multiple_of(self.groups) {
             return Err(crate::ConfigError::new(
                 "GroupNorm",
                 format!(

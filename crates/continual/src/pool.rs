@@ -9,12 +9,12 @@
 use core::marker::PhantomData;
 
 use burn::prelude::*;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::{map_frames, stack_frames, CoModule};
-use crate::state::State;
+use crate::state::{take_slots, State};
 use crate::timing::Timing;
 use crate::weights::Weights;
 
@@ -159,8 +159,7 @@ impl<B: Backend> CoPool<B> {
         let [_, sh, sw] = self.stride;
         let [_, ph, pw] = self.padding;
         match (self.adaptive, self.kind) {
-            (Some(out), PoolKind::Avg) => adaptive_avg_pool2d(frames, out),
-            (Some(out), PoolKind::Max) => adaptive_max_pool2d(frames, out),
+            (Some(out), kind) => adaptive_pool2d(frames, out, kind),
             (None, _) if [kh, kw, sh, sw] == [1, 1, 1, 1] && [ph, pw] == [0, 0] => frames,
             (None, PoolKind::Avg) => avg_pool2d(frames, [kh, kw], [sh, sw], [ph, pw], true, false),
             (None, PoolKind::Max) => {
@@ -178,7 +177,7 @@ impl<B: Backend> CoPool<B> {
             window
         } else {
             let picks = (0..self.kernel_size[0])
-                .map(|j| window.clone().narrow(2, j * self.dilation, 1))
+                .map(|j| take_slots(window.clone(), j * self.dilation, 1))
                 .collect();
             Tensor::cat(picks, 2)
         };
@@ -200,7 +199,7 @@ impl<B: Backend> CoPool<B> {
         };
         let window = Tensor::cat(vec![history, newest], 2);
         let slots = self.span() - 1;
-        state.buffers[0] = Some(window.clone().narrow(2, 1, slots));
+        state.buffers[0] = Some(take_slots(window.clone(), 1, slots));
         let emit = state.row_decision(|s| self.timing().emits_at(s));
         state.advance();
         emit.then(|| self.reduce_window(window))
@@ -303,26 +302,36 @@ impl<B: Backend> CoModule<B> for CoPool<B> {
     }
 }
 
-/// Adaptive max pooling as torch defines it: output cell `i` covers input rows
-/// `floor(i·H/out) .. ceil((i+1)·H/out)` (likewise for columns).
+/// Adaptive pooling as torch defines it: output cell `i` covers input rows
+/// `floor(i·H/out) .. ceil((i+1)·H/out)` (likewise for columns). Built from slices and
+/// reductions, so it is exact on every backend (the wgpu backend's adaptive average pool
+/// gave wrong results on lavapipe).
 ///
 /// # Shapes
 /// - frames: `[N, C, H, W]`; output: `[N, C, out_h, out_w]`
-fn adaptive_max_pool2d<B: Backend>(frames: Tensor<B, 4>, output_size: [usize; 2]) -> Tensor<B, 4> {
+fn adaptive_pool2d<B: Backend>(
+    frames: Tensor<B, 4>,
+    output_size: [usize; 2],
+    kind: PoolKind,
+) -> Tensor<B, 4> {
     let bins = |len: usize, out: usize| -> Vec<(usize, usize)> {
         (0..out)
             .map(|i| (i * len / out, ((i + 1) * len).div_ceil(out)))
             .collect()
     };
+    let reduce = |t: Tensor<B, 4>, dim: usize| match kind {
+        PoolKind::Avg => t.mean_dim(dim),
+        PoolKind::Max => t.max_dim(dim),
+    };
     let [_, _, h, w] = frames.dims();
     let rows: Vec<Tensor<B, 4>> = bins(h, output_size[0])
         .into_iter()
-        .map(|(r0, r1)| frames.clone().narrow(2, r0, r1 - r0).max_dim(2))
+        .map(|(r0, r1)| reduce(frames.clone().narrow(2, r0, r1 - r0), 2))
         .collect();
     let rows = Tensor::cat(rows, 2);
     let cells: Vec<Tensor<B, 4>> = bins(w, output_size[1])
         .into_iter()
-        .map(|(c0, c1)| rows.clone().narrow(3, c0, c1 - c0).max_dim(3))
+        .map(|(c0, c1)| reduce(rows.clone().narrow(3, c0, c1 - c0), 3))
         .collect();
     Tensor::cat(cells, 3)
 }

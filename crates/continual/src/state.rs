@@ -300,6 +300,24 @@ impl<B: Backend> State<B> {
     }
 }
 
+/// Slots `start..start + len` of a buffer (dim 2), as a new contiguous tensor.
+///
+/// State updates gather slots instead of slicing views: burn 0.21's cubecl backends mis-size
+/// a `cat` of sliced views of reshaped buffers (an overflow in cubecl-runtime's binding size
+/// on wgpu), and a gathered buffer does not pin the larger tensor it came from.
+///
+/// # Shapes
+/// - buffer: `[rows, groups, slots, channels, height, width]`; output: same with `len` slots
+pub(crate) fn take_slots<B: Backend>(
+    buffer: Tensor<B, 6>,
+    start: usize,
+    len: usize,
+) -> Tensor<B, 6> {
+    let device = buffer.device();
+    let indices: Vec<usize> = (start..start + len).collect();
+    buffer.select(2, index_tensor::<B>(&indices, &device))
+}
+
 /// An index tensor on `device`.
 pub(crate) fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();

@@ -89,7 +89,7 @@ impl Timing {
     /// Whether a module with this delay and stride emits an output on the input with 0-based
     /// index `step`.
     pub fn emits_at(&self, step: u64) -> bool {
-        step >= self.delay as u64 && (step - self.delay as u64) % self.stride as u64 == 0
+        step >= self.delay as u64 && (step - self.delay as u64).is_multiple_of(self.stride as u64)
     }
 
     /// A key that is equal for two streams exactly when one batched step treats them alike.

@@ -1,0 +1,94 @@
+//! Criterion benches of the continual core on the CPU backends: one step of a depthwise
+//! 3×3×3 conv and of a pointwise conv at X3D-S shapes, and cox3d_tiny step vs its offline clip.
+//! With `--features flex` (or `cuda`), every bench also runs on burn's flex (or CUDA) backend.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+#[path = "../tests/support/cox3d.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod cox3d;
+
+use burn::prelude::*;
+use costream_continual::{CoConvConfig, CoLayer, CoModule, State, TemporalFill};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+/// Steps `module` once per iteration on a warm state (the partial sums already filled).
+fn bench_step<B: Backend>(
+    c: &mut Criterion,
+    group: &str,
+    backend: &str,
+    module: &CoLayer<B>,
+    frame: [usize; 4],
+) {
+    let device = Default::default();
+    let input = Tensor::<B, 4>::random(frame, burn::tensor::Distribution::Default, &device);
+    let mut state: State<B> = module.init_state(frame[0], TemporalFill::Zeros, &device);
+    for _ in 0..module.timing().receptive_field + 1 {
+        module.forward_step(input.clone(), &mut state);
+    }
+    c.bench_function(BenchmarkId::new(group, backend).to_string(), |b| {
+        b.iter(|| {
+            let out = module.forward_step(input.clone(), &mut state).unwrap();
+            out.into_data()
+        })
+    });
+}
+
+fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
+    let device: Device<B> = Default::default();
+    B::seed(&device, 1);
+    let depthwise: CoLayer<B> = CoConvConfig::conv3d([54, 54], [3, 3, 3])
+        .with_padding([1, 1, 1])
+        .with_groups(54)
+        .with_bias(false)
+        .init(&device)
+        .unwrap()
+        .into();
+    bench_step(
+        c,
+        "depthwise_3x3x3_54ch_40x40_step",
+        backend,
+        &depthwise,
+        [1, 54, 40, 40],
+    );
+
+    let pointwise: CoLayer<B> = CoConvConfig::conv3d([24, 54], [1, 1, 1])
+        .with_bias(false)
+        .init(&device)
+        .unwrap()
+        .into();
+    bench_step(
+        c,
+        "pointwise_24to54_40x40_step",
+        backend,
+        &pointwise,
+        [1, 24, 40, 40],
+    );
+
+    let spec = cox3d::CoX3dSpec::tiny(8, 0.25, 4, 32, 5, 32);
+    let tiny: CoLayer<B> = cox3d::cox3d(&spec, &device).unwrap().into();
+    bench_step(c, "cox3d_tiny_step", backend, &tiny, [1, 3, 32, 32]);
+    let clip = Tensor::<B, 5>::random(
+        [1, 3, spec.window, 32, 32],
+        burn::tensor::Distribution::Default,
+        &device,
+    );
+    c.bench_function(
+        BenchmarkId::new("cox3d_tiny_offline_clip4", backend).to_string(),
+        |b| b.iter(|| tiny.forward(clip.clone()).into_data()),
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    bench_backend::<costream_backend::Cpu>(c, "ndarray");
+    #[cfg(feature = "flex")]
+    bench_backend::<costream_backend::Flex>(c, "flex");
+    #[cfg(feature = "cuda")]
+    bench_backend::<costream_backend::Cuda>(c, "cuda");
+}
+
+criterion_group! {
+    name = core;
+    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(core);

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs on the GPU host, inside the unpacked bundle: every continual suite on the CUDA backend,
+# then the core benches. Logs go to $OUT (or ./out).
+set -uo pipefail
+cd "$(dirname "$0")"
+out="${OUT:-./out}"
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+status=0
+COSTREAM_GOLDEN_DIR="$PWD/golden" ./golden 2>&1 | tee "$out/golden.log" || status=1
+for suite in state_errors per_frame properties; do
+    PROPTEST_CASES="${PROPTEST_CASES:-12}" ./"$suite" --test-threads 1 2>&1 | tee "$out/$suite.log" || status=1
+done
+./core_bench --bench --noplot 2>&1 | tee "$out/bench.log" || status=1
+echo "cuda-check exit $status"
+exit $status
