@@ -11,6 +11,6 @@ COSTREAM_GOLDEN_DIR="$PWD/golden" ./golden 2>&1 | tee "$out/golden.log" || statu
 for suite in state_errors per_frame properties; do
     PROPTEST_CASES="${PROPTEST_CASES:-12}" ./"$suite" --test-threads 1 2>&1 | tee "$out/$suite.log" || status=1
 done
-./core_bench --bench --noplot 2>&1 | tee "$out/bench.log" || status=1
+COSTREAM_BENCH_CUDA=1 ./core_bench --bench --noplot cuda 2>&1 | tee "$out/bench.log" || status=1
 echo "cuda-check exit $status"
 exit $status

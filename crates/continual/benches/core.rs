@@ -25,6 +25,7 @@ fn bench_step<B: Backend>(
     for _ in 0..module.timing().receptive_field + 1 {
         module.forward_step(input.clone(), &mut state);
     }
+    eprintln!("{group}/{backend}: state {} bytes per stream", state.size_bytes() / frame[0]);
     c.bench_function(BenchmarkId::new(group, backend).to_string(), |b| {
         b.iter(|| {
             let out = module.forward_step(input.clone(), &mut state).unwrap();
@@ -82,8 +83,11 @@ fn benches(c: &mut Criterion) {
     bench_backend::<costream_backend::Cpu>(c, "ndarray");
     #[cfg(feature = "flex")]
     bench_backend::<costream_backend::Flex>(c, "flex");
+    // The CUDA benches need a GPU: builds with `cuda` run them only when asked.
     #[cfg(feature = "cuda")]
-    bench_backend::<costream_backend::Cuda>(c, "cuda");
+    if std::env::var_os("COSTREAM_BENCH_CUDA").is_some() {
+        bench_backend::<costream_backend::Cuda>(c, "cuda");
+    }
 }
 
 criterion_group! {
