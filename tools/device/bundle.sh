@@ -15,7 +15,7 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])
-' | while read -r name exe; do cp "$exe" "$out/stage/$name"; done
+' | while read -r name exe; do cp "$exe" "$out/stage/test_$name"; done
 cargo bench -p costream-continual --features cuda,flex --no-run --message-format=json --bench core \
     | python3 -c '
 import json, sys

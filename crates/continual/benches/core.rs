@@ -9,7 +9,7 @@ mod cox3d;
 
 use burn::prelude::*;
 use costream_continual::{CoConvConfig, CoLayer, CoModule, State, TemporalFill};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 /// Steps `module` once per iteration on a warm state (the partial sums already filled).
 fn bench_step<B: Backend>(
@@ -25,8 +25,11 @@ fn bench_step<B: Backend>(
     for _ in 0..module.timing().receptive_field + 1 {
         module.forward_step(input.clone(), &mut state);
     }
-    eprintln!("{group}/{backend}: state {} bytes per stream", state.size_bytes() / frame[0]);
-    c.bench_function(BenchmarkId::new(group, backend).to_string(), |b| {
+    eprintln!(
+        "{group}/{backend}: state {} bytes per stream",
+        state.size_bytes() / frame[0]
+    );
+    c.bench_function(&format!("{group}/{backend}"), |b| {
         b.iter(|| {
             let out = module.forward_step(input.clone(), &mut state).unwrap();
             out.into_data()
@@ -73,10 +76,9 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
         burn::tensor::Distribution::Default,
         &device,
     );
-    c.bench_function(
-        BenchmarkId::new("cox3d_tiny_offline_clip4", backend).to_string(),
-        |b| b.iter(|| tiny.forward(clip.clone()).into_data()),
-    );
+    c.bench_function(&format!("cox3d_tiny_offline_clip4/{backend}"), |b| {
+        b.iter(|| tiny.forward(clip.clone()).into_data())
+    });
 }
 
 fn benches(c: &mut Criterion) {
