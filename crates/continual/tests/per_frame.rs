@@ -45,7 +45,8 @@ fn activations_match_their_definitions() {
     let device = Default::default();
     let (x, input) = frame(&device);
     let erf = |v: f64| libm_erf(v);
-    let cases: [(ActivationKind, Box<dyn Fn(f64) -> f64>); 5] = [
+    type Reference = Box<dyn Fn(f64) -> f64>;
+    let cases: [(ActivationKind, Reference); 5] = [
         (ActivationKind::Relu, Box::new(|v: f64| v.max(0.0))),
         (
             ActivationKind::Silu,
