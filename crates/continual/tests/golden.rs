@@ -65,7 +65,7 @@ fn run_case(case: &GoldenCase, device: &burn::tensor::Device<B>) -> Outcome {
         Err(BuildError::Pending(what)) => return Outcome::Pending(what),
         Err(BuildError::Unsupported(what)) => return Outcome::Fail(what),
     };
-    match compare(case, &mut module, device) {
+    match compare(case, &mut module, uses_frame_scope_se(&expr), device) {
         Ok(detail) => Outcome::Pass(detail),
         Err(e) => Outcome::Fail(e),
     }
@@ -74,6 +74,7 @@ fn run_case(case: &GoldenCase, device: &burn::tensor::Device<B>) -> Outcome {
 fn compare(
     case: &GoldenCase,
     module: &mut CoLayer<B>,
+    frame_scope_se: bool,
     device: &burn::tensor::Device<B>,
 ) -> Result<String, String> {
     load_checkpoint(module, case.weights.clone()).map_err(|e| e.to_string())?;
@@ -135,8 +136,8 @@ fn compare(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let has_se = case.case == "cox3d_tiny" || builder_has_se(case);
-    if (kind == "per_step" || kind == "cox3d") && !has_se {
+    // Frame-scope SE pools one frame when streaming but the whole clip offline (README).
+    if (kind == "per_step" || kind == "cox3d") && !frame_scope_se {
         let picks: Vec<Tensor<B, 5>> = emitted
             .iter()
             .map(|&t| {
@@ -162,13 +163,20 @@ fn compare(
     Ok(detail.join(", "))
 }
 
-fn builder_has_se(case: &GoldenCase) -> bool {
-    let builder = case
-        .metadata
-        .get("builder")
-        .map(String::as_str)
-        .unwrap_or_default();
-    builder.starts_with("cox3d_tiny") && !builder.contains("se_ratio=0.0")
+/// Whether the builder is a CoX3D with squeeze-excitation (`se_ratio`, default 0.25, > 0).
+fn uses_frame_scope_se(expr: &support::expr::Expr) -> bool {
+    use support::expr::Expr;
+    let Expr::Call { func, kwargs, .. } = expr else {
+        return false;
+    };
+    let ratio = kwargs.iter().find(|(k, _)| k == "se_ratio").map(|(_, v)| v);
+    func == "cox3d_tiny"
+        && match ratio {
+            None => true,
+            Some(Expr::Float(r)) => *r > 0.0,
+            Some(Expr::Int(r)) => *r > 0,
+            Some(_) => true,
+        }
 }
 
 fn main() -> ExitCode {
