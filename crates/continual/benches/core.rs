@@ -1,11 +1,8 @@
 //! Criterion benches of the continual core on the CPU backends: one step of a depthwise
-//! 3×3×3 conv and of a pointwise conv at X3D-S shapes, and cox3d_tiny step vs its offline clip.
+//! 3×3×3 conv and of a pointwise conv at X3D-S shapes (whole networks: costream-models'
+//! `x3d` bench).
 //! With `--features flex` (or `cuda`), every bench also runs on burn's flex (or CUDA) backend.
 #![allow(missing_docs, clippy::unwrap_used)]
-
-#[path = "../tests/support/cox3d.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod cox3d;
 
 use burn::prelude::*;
 use costream_continual::{CoConvConfig, CoLayer, CoModule, State, TemporalFill};
@@ -67,18 +64,6 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
         &pointwise,
         [1, 24, 40, 40],
     );
-
-    let spec = cox3d::CoX3dSpec::tiny(8, 0.25, 4, 32, 5, 32);
-    let tiny: CoLayer<B> = cox3d::cox3d(&spec, &device).unwrap().into();
-    bench_step(c, "cox3d_tiny_step", backend, &tiny, [1, 3, 32, 32]);
-    let clip = Tensor::<B, 5>::random(
-        [1, 3, spec.window, 32, 32],
-        burn::tensor::Distribution::Default,
-        &device,
-    );
-    c.bench_function(&format!("cox3d_tiny_offline_clip4/{backend}"), |b| {
-        b.iter(|| tiny.forward(clip.clone()).into_data())
-    });
 }
 
 fn benches(c: &mut Criterion) {

@@ -18,9 +18,15 @@ pub struct WeightTensor {
 }
 
 /// A checkpoint's tensors under their PyTorch key names, with a record of which were taken.
+///
+/// By default a module's key must equal the checkpoint's. [`Weights::flattened`] addresses
+/// them instead by their *flat* names (numeric parts dropped, see [`flatten_key`]), which is
+/// how continual-inference loads an offline checkpoint into a continual network whose
+/// containers add numbered levels (`load_state_dict(..., flatten=True)`).
 #[derive(Debug, Clone, Default)]
 pub struct Weights {
     tensors: BTreeMap<String, WeightTensor>,
+    flat: bool,
 }
 
 impl Weights {
@@ -65,6 +71,41 @@ impl Weights {
         Ok(weights)
     }
 
+    /// The same tensors addressed by flat names: each stored key is flattened now, and every
+    /// key a module asks for is flattened before the look-up, so
+    /// `s2.pathway0_res0.0.1.branch2.a.weight` finds `s2.pathway0_res0.branch2.a.weight`.
+    ///
+    /// # Errors
+    /// [`WeightError::Invalid`] when two stored keys flatten to the same name (the reference
+    /// falls back to exact names then; here that is an error that names both keys).
+    pub fn flattened(self) -> Result<Weights, WeightError> {
+        let mut tensors = BTreeMap::new();
+        let mut original = BTreeMap::new();
+        for (key, tensor) in self.tensors {
+            let flat = flatten_key(&key);
+            if let Some(previous) = original.insert(flat.clone(), key.clone()) {
+                return Err(WeightError::Invalid {
+                    key,
+                    reason: format!("its flat name `{flat}` is also the flat name of `{previous}`"),
+                });
+            }
+            tensors.insert(flat, tensor);
+        }
+        Ok(Weights {
+            tensors,
+            flat: true,
+        })
+    }
+
+    /// The stored key a module's `key` refers to.
+    fn resolve<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        if self.flat {
+            std::borrow::Cow::Owned(flatten_key(key))
+        } else {
+            std::borrow::Cow::Borrowed(key)
+        }
+    }
+
     /// Keys not taken yet, sorted.
     pub fn remaining(&self) -> Vec<String> {
         self.tensors.keys().cloned().collect()
@@ -72,7 +113,7 @@ impl Weights {
 
     /// Whether a key is present (and not taken yet).
     pub fn contains(&self, key: &str) -> bool {
-        self.tensors.contains_key(key)
+        self.tensors.contains_key(self.resolve(key).as_ref())
     }
 
     /// Removes and returns the tensor `key`, checking that it has `shape`.
@@ -80,6 +121,8 @@ impl Weights {
     /// # Errors
     /// [`WeightError::Missing`] or [`WeightError::Shape`], naming the key.
     pub fn take_raw(&mut self, key: &str, shape: &[usize]) -> Result<WeightTensor, WeightError> {
+        let resolved = self.resolve(key);
+        let key = resolved.as_ref();
         let tensor = self
             .tensors
             .get(key)
@@ -119,7 +162,46 @@ impl Weights {
     /// Removes `key` if present, whatever its shape (for bookkeeping entries a module ignores,
     /// such as BatchNorm's `num_batches_tracked`).
     pub fn discard(&mut self, key: &str) {
-        self.tensors.remove(key);
+        let resolved = self.resolve(key).into_owned();
+        self.tensors.remove(&resolved);
+    }
+
+    /// Renames every key with `rename` (e.g. from one naming family to another); keys for which
+    /// it returns `None` are kept as they are.
+    ///
+    /// # Errors
+    /// [`WeightError::Invalid`] when two keys end up with the same name.
+    pub fn renamed(self, rename: impl Fn(&str) -> Option<String>) -> Result<Weights, WeightError> {
+        let mut tensors = BTreeMap::new();
+        for (key, tensor) in self.tensors {
+            let new = rename(&key).unwrap_or_else(|| key.clone());
+            if tensors.contains_key(&new) {
+                return Err(WeightError::Invalid {
+                    key,
+                    reason: format!("renamed to `{new}`, which another key already has"),
+                });
+            }
+            tensors.insert(new, tensor);
+        }
+        Ok(Weights {
+            tensors,
+            flat: self.flat,
+        })
+    }
+
+    /// The tensors not taken yet, by key (flat keys after [`Weights::flattened`]), sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &WeightTensor)> {
+        self.tensors.iter().map(|(k, t)| (k.as_str(), t))
+    }
+
+    /// Number of tensors not taken yet.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether every tensor was taken (or there were none).
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
     }
 
     /// Succeeds when every tensor was taken.
@@ -144,6 +226,15 @@ pub fn join_key(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}.{name}")
     }
+}
+
+/// A key without its purely numeric parts: `s2.pathway0_res0.0.0.0.branch1.weight` →
+/// `s2.pathway0_res0.branch1.weight` (continual-inference's flatten rule, `utils.py`).
+pub fn flatten_key(key: &str) -> String {
+    key.split('.')
+        .filter(|part| part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
@@ -198,6 +289,33 @@ mod tests {
         assert_eq!(half_to_f32(0xc000), -2.0);
         assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
         assert!(half_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn flat_names_drop_numeric_parts_and_resolve_long_keys() {
+        assert_eq!(
+            flatten_key("s2.pathway0_res0.0.1.branch2.se.1.fc1.weight"),
+            "s2.pathway0_res0.branch2.se.fc1.weight"
+        );
+        let mut w = Weights::new();
+        let t = WeightTensor {
+            shape: vec![1],
+            values: vec![3.0],
+        };
+        w.insert("s2.pathway0_res0.branch1.weight", t.clone());
+        let mut flat = w.clone().flattened().unwrap();
+        assert!(flat.contains("s2.pathway0_res0.0.0.0.branch1.weight"));
+        assert_eq!(
+            flat.take_raw("s2.pathway0_res0.0.0.0.branch1.weight", &[1])
+                .unwrap(),
+            t
+        );
+        assert!(flat.finish().is_ok());
+        // Exact addressing does not resolve long keys.
+        assert!(!w.contains("s2.pathway0_res0.0.0.0.branch1.weight"));
+        w.insert("s2.0.pathway0_res0.branch1.weight", t);
+        let err = w.flattened().unwrap_err().to_string();
+        assert!(err.contains("also the flat name of"), "{err}");
     }
 
     #[test]

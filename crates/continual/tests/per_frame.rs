@@ -1,15 +1,13 @@
 //! Per-frame modules against direct computations in plain Rust, loaded by PyTorch key names.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use burn::prelude::*;
 use costream_backend::TestBackend;
 use costream_continual::{
     load_checkpoint, Activation, ActivationKind, BatchNormConfig, CoLayer, CoModule, LinearConfig,
     NormConfig, TemporalFill, WeightTensor, Weights,
 };
-use support::{max_abs_diff, values};
+use costream_testkit::{max_abs_diff, values};
 
 type B = TestBackend;
 

@@ -7,16 +7,14 @@
 //! - replicate fill equals the offline network on a clip whose first frame is repeated.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use burn::prelude::*;
 use costream_backend::TestBackend;
 use costream_continual::{
     clip_frames, residual, stack_frames, Activation, ActivationKind, BroadcastReduce, CoConvConfig,
     CoLayer, CoModule, CoPoolConfig, PoolKind, Reduce, ResidualShrink, Sequential, TemporalFill,
 };
+use costream_testkit::{assert_close, values};
 use proptest::prelude::*;
-use support::{assert_close, values};
 
 type B = TestBackend;
 
@@ -361,8 +359,8 @@ proptest! {
                 direct[c * out_len + o] = acc as f32;
             }
         }
-        let diff = support::max_abs_diff(&streamed, &direct);
-        prop_assert!(diff <= support::tolerance(&direct), "max |Δ| {diff}");
+        let diff = costream_testkit::max_abs_diff(&streamed, &direct);
+        prop_assert!(diff <= costream_testkit::tolerance(&direct), "max |Δ| {diff}");
     }
 
     #[test]

@@ -2,15 +2,13 @@
 //! weight loading errors that name the key.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use burn::prelude::*;
 use costream_backend::TestBackend;
 use costream_continual::{
     clip_frames, load_checkpoint, CoConvConfig, CoLayer, CoModule, CoPoolConfig, Sequential,
     StateError, TemporalFill, WeightError, WeightTensor, Weights,
 };
-use support::{assert_close, values};
+use costream_testkit::{assert_close, values};
 
 type B = TestBackend;
 

@@ -6,8 +6,9 @@ use costream_continual::{
     CoPoolConfig, Delay, LinearConfig, NormConfig, PoolKind, Reduce, ResidualShrink, Sequential,
 };
 
-use super::cox3d::{cox3d, CoX3dSpec};
-use super::expr::Expr;
+use costream_models::x3d::{ShortcutNorm, X3dConfig};
+
+use crate::expr::Expr;
 
 /// Why a builder expression was not built.
 #[derive(Debug)]
@@ -155,6 +156,10 @@ fn to3(dims: &[usize], fill: usize) -> [usize; 3] {
 }
 
 /// Builds the module for `expr` on `device`.
+///
+/// # Errors
+/// [`BuildError::Pending`] for constructors later issues implement,
+/// [`BuildError::Unsupported`] for anything else that cannot be built.
 pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, BuildError> {
     if let Some(pending) = pending_in(expr) {
         return Err(BuildError::Pending(pending));
@@ -298,15 +303,18 @@ pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, 
         "nn.Tanh" => Activation::new(ActivationKind::Tanh).into(),
         "nn.GELU" => Activation::new(ActivationKind::Gelu).into(),
         "cox3d_tiny" => {
-            let spec = CoX3dSpec::tiny(
-                a.usize(usize::MAX, "width").unwrap_or(8),
+            let width = a.usize(usize::MAX, "width").unwrap_or(8);
+            cox3d_tiny(
+                width,
                 a.float(usize::MAX, "se_ratio", 0.25)?,
                 a.usize(usize::MAX, "window").unwrap_or(4),
                 a.usize(usize::MAX, "image").unwrap_or(32),
                 a.usize(usize::MAX, "num_classes").unwrap_or(5),
                 a.usize(usize::MAX, "conv5_dim").unwrap_or(32),
-            );
-            cox3d(&spec, device).map_err(err)?.into()
+            )
+            .build(device)
+            .map_err(err)?
+            .into()
         }
         other => return Err(unsupported(format!("unknown constructor `{other}`"))),
     };
@@ -319,5 +327,31 @@ fn reduce_of(name: Option<&str>) -> Result<Reduce, BuildError> {
         "mul" => Ok(Reduce::Mul),
         "concat" => Ok(Reduce::Concat),
         other => Err(unsupported(format!("unknown reduce `{other}`"))),
+    }
+}
+
+/// builders.py's `cox3d_tiny(width, se_ratio, window, image, num_classes, conv5_dim)`: two
+/// stages (1 block of `width`, 2 of `2·width` channels), no width or depth multipliers.
+fn cox3d_tiny(
+    width: usize,
+    se_ratio: f64,
+    window: usize,
+    image: usize,
+    num_classes: usize,
+    conv5_dim: usize,
+) -> X3dConfig {
+    X3dConfig {
+        dim_in: 3,
+        image_size: image,
+        pool_window: window,
+        num_classes,
+        conv1_dim: width,
+        conv5_dim,
+        width_factor: 1.0,
+        depth_factor: 1.0,
+        bottleneck_factor: 2.25,
+        se_ratio,
+        block_basis: vec![[1, width, 2], [2, 2 * width, 2]],
+        shortcut_norm: ShortcutNorm::Always,
     }
 }

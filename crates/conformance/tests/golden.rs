@@ -4,17 +4,16 @@
 //! tolerance. One line per case; cases owned by later issues print as pending; anything else
 //! that cannot be built fails.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::prelude::*;
 use costream_backend::{TestBackend, TEST_BACKEND_NAME};
+use costream_conformance::builder::{build, BuildError};
+use costream_conformance::expr::{self, Expr};
+use costream_conformance::fixture::GoldenCase;
 use costream_continual::{load_checkpoint, CoLayer, CoModule, TemporalFill};
-use support::builder::{build, BuildError};
-use support::golden::GoldenCase;
-use support::{max_abs_diff, tolerance, values};
+use costream_testkit::{check_close, shared_dir, values};
 
 type B = TestBackend;
 
@@ -24,39 +23,22 @@ enum Outcome {
     Fail(String),
 }
 
-fn golden_dir() -> PathBuf {
-    match std::env::var_os("COSTREAM_GOLDEN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"),
-    }
-}
-
-/// Compares `actual` to `expected`; `Err` names what differs.
+/// Compares `actual` to `expected` within the reference tolerance, noting the result.
 fn check(
     what: &str,
     actual: Vec<f32>,
     expected: &[f32],
     detail: &mut Vec<String>,
 ) -> Result<(), String> {
-    let diff = max_abs_diff(&actual, expected);
-    let tol = tolerance(expected);
-    detail.push(format!("{what} {diff:.1e}/{tol:.1e}"));
-    if diff <= tol {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: max |Δ| {diff:e} > tolerance {tol:e} ({} vs {} values)",
-            actual.len(),
-            expected.len()
-        ))
-    }
+    detail.push(check_close(what, &actual, expected)?);
+    Ok(())
 }
 
 fn run_case(case: &GoldenCase, device: &burn::tensor::Device<B>) -> Outcome {
     let Some(builder) = case.metadata.get("builder") else {
         return Outcome::Fail("no `builder` metadata".into());
     };
-    let expr = match support::expr::parse(builder) {
+    let expr = match expr::parse(builder) {
         Ok(e) => e,
         Err(e) => return Outcome::Fail(format!("cannot parse builder: {e}")),
     };
@@ -164,8 +146,7 @@ fn compare(
 }
 
 /// Whether the builder is a CoX3D with squeeze-excitation (`se_ratio`, default 0.25, > 0).
-fn uses_frame_scope_se(expr: &support::expr::Expr) -> bool {
-    use support::expr::Expr;
+fn uses_frame_scope_se(expr: &Expr) -> bool {
     let Expr::Call { func, kwargs, .. } = expr else {
         return false;
     };
@@ -180,7 +161,7 @@ fn uses_frame_scope_se(expr: &support::expr::Expr) -> bool {
 }
 
 fn main() -> ExitCode {
-    let dir = golden_dir();
+    let dir = shared_dir("COSTREAM_GOLDEN_DIR", "golden");
     let device = Default::default();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries

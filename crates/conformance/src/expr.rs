@@ -4,22 +4,35 @@
 /// A parsed Python expression (the subset the builders use).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
+    /// An integer literal.
     Int(i64),
+    /// A float literal.
     Float(f64),
+    /// `True` or `False`.
     Bool(bool),
+    /// `None`.
     None,
+    /// A string literal.
     Str(String),
+    /// A tuple or list.
     Tuple(Vec<Expr>),
     /// A dotted name, e.g. `co.Conv3d` or `A`.
     Name(String),
+    /// A call with positional and keyword arguments.
     Call {
+        /// The dotted name called.
         func: String,
+        /// Positional arguments.
         args: Vec<Expr>,
+        /// Keyword arguments, in order.
         kwargs: Vec<(String, Expr)>,
     },
 }
 
 /// Parses one expression.
+///
+/// # Errors
+/// A message with the position of the first character that does not parse.
 pub fn parse(source: &str) -> Result<Expr, String> {
     let mut p = Parser {
         s: source.as_bytes(),

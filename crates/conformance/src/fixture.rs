@@ -1,4 +1,4 @@
-//! Reading golden files: tensors, metadata and weights.
+//! Reading reference files (golden and interop `*.safetensors`): tensors, weights, metadata.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,15 +7,24 @@ use burn::prelude::*;
 use costream_continual::{WeightTensor, Weights};
 use safetensors::SafeTensors;
 
-/// One golden case: its tensors (as f32) and its metadata.
+/// One reference file: its tensors (as f32), the weights stored under `weights.`, and its
+/// metadata strings.
 pub struct GoldenCase {
+    /// The case name (`case` metadata, else the file stem).
     pub case: String,
+    /// Every metadata string.
     pub metadata: HashMap<String, String>,
+    /// Every tensor outside `weights.`, by name.
     pub tensors: HashMap<String, WeightTensor>,
+    /// The module weights, by PyTorch key (prefix `weights.` removed).
     pub weights: Weights,
 }
 
 impl GoldenCase {
+    /// Reads a reference file.
+    ///
+    /// # Errors
+    /// A message naming the file when it cannot be read or parsed.
     pub fn read(path: &Path) -> Result<GoldenCase, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| e.to_string())?;
@@ -32,10 +41,12 @@ impl GoldenCase {
                 .map_err(|e| e.to_string())?;
             tensors.insert(key, t);
         }
-        let case = metadata
-            .get("case")
-            .cloned()
-            .unwrap_or_else(|| path.file_stem().unwrap().to_string_lossy().into_owned());
+        let case = metadata.get("case").cloned().unwrap_or_else(|| {
+            path.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
         Ok(GoldenCase {
             case,
             metadata,
@@ -44,6 +55,10 @@ impl GoldenCase {
         })
     }
 
+    /// The tensor `key`.
+    ///
+    /// # Errors
+    /// When the file has no such tensor.
     pub fn tensor(&self, key: &str) -> Result<&WeightTensor, String> {
         self.tensors
             .get(key)
@@ -52,6 +67,9 @@ impl GoldenCase {
 
     /// A stored tensor in the canonical 5-D layout: `[B, C, T]` → `[B, C, T, 1, 1]`,
     /// `[B, C, T, V]` → `[B, C, T, V, 1]`.
+    ///
+    /// # Errors
+    /// When the tensor is missing or its rank is not 2 to 5.
     pub fn clip<B: Backend>(&self, key: &str, device: &B::Device) -> Result<Tensor<B, 5>, String> {
         let t = self.tensor(key)?;
         let mut shape = [1usize; 5];
@@ -65,6 +83,7 @@ impl GoldenCase {
         ))
     }
 
+    /// The metadata string `key` parsed as JSON (`Null` when absent or not JSON).
     pub fn json(&self, key: &str) -> serde_json::Value {
         self.metadata
             .get(key)

@@ -1,0 +1,12 @@
+//! costream against the PyTorch reference library (`continual-inference`): the harnesses
+//! behind `tests/golden.rs` (`../shared/golden`, small modules) and `tests/interop.rs`
+//! (`../shared/interop`, full-size checkpoints in the zoo formats).
+//!
+//! - [`fixture`]: reading a reference file's tensors, weights and metadata.
+//! - [`expr`]: a parser for the Python builder expressions in the golden metadata.
+//! - [`builder`]: the Rust module each builder expression describes.
+#![allow(clippy::unwrap_used)]
+
+pub mod builder;
+pub mod expr;
+pub mod fixture;

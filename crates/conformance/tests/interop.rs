@@ -1,0 +1,206 @@
+//! The interop harness: the full-size fixtures in `COSTREAM_INTEROP_DIR` (default
+//! `../shared/interop`), real zoo file formats with random weights, loaded through the public
+//! loading API and compared with the PyTorch reference's outputs within the README's
+//! tolerance. One line per case.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::prelude::*;
+use costream_backend::{TestBackend, TEST_BACKEND_NAME};
+use costream_conformance::fixture::GoldenCase;
+use costream_continual::{clip_frames, stack_frames, CoModule, Sequential, TemporalFill};
+use costream_models::checkpoint::read_checkpoint;
+use costream_models::x3d::{load_x3d, X3dConfig, X3dNaming, X3dVariant};
+use costream_testkit::{check_close, shared_dir, values};
+
+type B = TestBackend;
+
+/// A case: its name and what it runs.
+type Case = (&'static str, fn(&Path) -> Result<String, String>);
+
+const CASES: &[Case] = &[
+    ("x3d_s_pytorchvideo", x3d_s_pytorchvideo),
+    (
+        "x3d_s_pytorchvideo_as_safetensors",
+        x3d_s_pytorchvideo_as_safetensors,
+    ),
+    ("cox3d_s_slowfast", cox3d_s_slowfast),
+    (
+        "x3d_wrong_checkpoints_are_named",
+        x3d_wrong_checkpoints_are_named,
+    ),
+];
+
+fn device() -> Device<B> {
+    Default::default()
+}
+
+/// The offline X3D-S on the PyTorchVideo hub file, against `create_x3d(...)(input)`.
+fn x3d_s_pytorchvideo(dir: &Path) -> Result<String, String> {
+    x3d_s_offline(&dir.join("x3d_s_pytorchvideo.pyth"), dir)
+}
+
+/// The same weights re-saved as safetensors load and give the same output.
+fn x3d_s_pytorchvideo_as_safetensors(dir: &Path) -> Result<String, String> {
+    let weights =
+        read_checkpoint(&dir.join("x3d_s_pytorchvideo.pyth")).map_err(|e| e.to_string())?;
+    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = weights
+        .iter()
+        .map(|(key, t)| {
+            let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (key.to_string(), t.shape.clone(), bytes)
+        })
+        .collect();
+    let views = encoded
+        .iter()
+        .map(|(key, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|view| (key.clone(), view))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    let path =
+        std::env::temp_dir().join(format!("costream-x3d-s-{}.safetensors", std::process::id()));
+    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    let result = x3d_s_offline(&path, dir);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn x3d_s_offline(checkpoint: &Path, dir: &Path) -> Result<String, String> {
+    let io = GoldenCase::read(&dir.join("x3d_s_pytorchvideo.io.safetensors"))?;
+    let config = X3dConfig::variant(X3dVariant::S);
+    let model = load_x3d::<B>(&config, checkpoint, &device()).map_err(|e| e.to_string())?;
+    if model.naming != X3dNaming::PyTorchVideo {
+        return Err(format!(
+            "detected {:?}, expected PyTorchVideo",
+            model.naming
+        ));
+    }
+    let input = io.clip::<B>("input", &device())?;
+    let output = model.network.forward(input);
+    if output.dims() != [1, 400, 1, 1, 1] {
+        return Err(format!("output shape {:?}", output.dims()));
+    }
+    check_close("offline", &values(output), &io.tensor("output")?.values)
+}
+
+/// The continual CoX3D-S (64 px) on the PySlowFast zoo file: steps against the library's
+/// `step_output`, the clip forward against `offline_output`.
+fn cox3d_s_slowfast(dir: &Path) -> Result<String, String> {
+    let io = GoldenCase::read(&dir.join("cox3d_s.io.safetensors"))?;
+    let config = X3dConfig::variant(X3dVariant::S).with_image_size(64);
+    let model = load_x3d::<B>(&config, &dir.join("x3d_s_slowfast.pyth"), &device())
+        .map_err(|e| e.to_string())?;
+    if model.naming != X3dNaming::PySlowFast {
+        return Err(format!("detected {:?}, expected PySlowFast", model.naming));
+    }
+    let network: &Sequential<B> = &model.network;
+    let delay: usize = io
+        .metadata
+        .get("module_delay")
+        .and_then(|d| d.parse().ok())
+        .ok_or("no module_delay")?;
+    if network.timing().delay != delay {
+        return Err(format!(
+            "delay {}, reference {delay}",
+            network.timing().delay
+        ));
+    }
+    let input = io.clip::<B>("input", &device())?;
+    let mut state = network.init_state(1, TemporalFill::Zeros, &device());
+    let (mut emitted, mut outputs) = (Vec::new(), Vec::new());
+    for (t, frame) in clip_frames(input.clone()).enumerate() {
+        if let Some(out) = network.forward_step(frame, &mut state) {
+            emitted.push(t as f32);
+            outputs.push(out);
+        }
+    }
+    if emitted != io.tensor("step_index")?.values {
+        return Err(format!(
+            "emitted at {emitted:?}, reference at {:?}",
+            io.tensor("step_index")?.values
+        ));
+    }
+    let steps = stack_frames(outputs).ok_or("no step output")?;
+    let mut notes = vec![check_close(
+        "steps",
+        &values(steps),
+        &io.tensor("step_output")?.values,
+    )?];
+    // `offline_output` is [1, 400·T'] class-major, i.e. [1, 400, T'] flattened.
+    let offline = network.forward(input);
+    notes.push(check_close(
+        "offline",
+        &values(offline),
+        &io.tensor("offline_output")?.values,
+    )?);
+    Ok(notes.join(", "))
+}
+
+/// Real files loaded as the wrong model fail with an error that names the file and the key.
+fn x3d_wrong_checkpoints_are_named(dir: &Path) -> Result<String, String> {
+    let expect = |result: Result<_, costream_models::LoadError>, needles: &[&str]| {
+        let message = match result {
+            Ok(_) => return Err("loaded without error".to_string()),
+            Err(e) => e.to_string(),
+        };
+        match needles.iter().find(|n| !message.contains(**n)) {
+            Some(missing) => Err(format!("error `{message}` does not mention `{missing}`")),
+            None => Ok(()),
+        }
+    };
+    let pytorchvideo = dir.join("x3d_s_pytorchvideo.pyth");
+    expect(
+        load_x3d::<B>(&X3dConfig::variant(X3dVariant::L), &pytorchvideo, &device()).map(|_| ()),
+        &[
+            "x3d_s_pytorchvideo.pyth",
+            "missing weight `s2.pathway0_res3.branch2.a.weight`",
+        ],
+    )?;
+    expect(
+        load_x3d::<B>(
+            &X3dConfig::variant(X3dVariant::S).with_num_classes(600),
+            &pytorchvideo,
+            &device(),
+        )
+        .map(|_| ()),
+        &["blocks.5.proj.weight", "[400, 2048]"],
+    )?;
+    expect(
+        load_x3d::<B>(
+            &X3dConfig::variant(X3dVariant::S),
+            &dir.join("stgcn_ntu60.pt"),
+            &device(),
+        )
+        .map(|_| ()),
+        &["stgcn_ntu60.pt", "is not X3D", "PyTorchVideo"],
+    )?;
+    Ok("X3D-L, 600 classes, ST-GCN file refused by name".into())
+}
+
+fn main() -> ExitCode {
+    let dir: PathBuf = shared_dir("COSTREAM_INTEROP_DIR", "interop");
+    println!(
+        "interop fixtures from {} on {TEST_BACKEND_NAME}",
+        dir.display()
+    );
+    let mut failed = 0;
+    for (name, case) in CASES {
+        match case(&dir) {
+            Ok(detail) => println!("PASS    {name:<36} {detail}"),
+            Err(why) => {
+                failed += 1;
+                println!("FAIL    {name:<36} {why}");
+            }
+        }
+    }
+    println!("interop: {} passed, {failed} failed", CASES.len() - failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,90 @@
+//! Criterion benches of whole X3D networks on the CPU backends: one continual CoX3D step
+//! (warm state) against the offline X3D over its clip, for a tiny network and for X3D-S at
+//! 160×160 (issue 4's targets). Threads follow `RAYON_NUM_THREADS` (run once with 1, once
+//! with 2). With `--features flex` (or `cuda` and `COSTREAM_BENCH_CUDA=1`) the benches also
+//! run on burn's flex (or CUDA) backend.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use costream_continual::{CoModule, Sequential, TemporalFill};
+use costream_models::x3d::{ShortcutNorm, X3dConfig, X3dVariant};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// The golden `cox3d_tiny` network (8/16 channels, 32×32, window 4).
+fn tiny() -> X3dConfig {
+    X3dConfig {
+        dim_in: 3,
+        image_size: 32,
+        pool_window: 4,
+        num_classes: 5,
+        conv1_dim: 8,
+        conv5_dim: 32,
+        width_factor: 1.0,
+        depth_factor: 1.0,
+        bottleneck_factor: 2.25,
+        se_ratio: 0.25,
+        block_basis: vec![[1, 8, 2], [2, 16, 2]],
+        shortcut_norm: ShortcutNorm::Always,
+    }
+}
+
+/// One step per iteration on a filled state, and one offline clip per iteration.
+fn bench_network<B: Backend>(c: &mut Criterion, name: &str, backend: &str, config: &X3dConfig) {
+    let device: Device<B> = Default::default();
+    B::seed(&device, 1);
+    let network: Sequential<B> = config.build(&device).unwrap();
+    let size = config.image_size;
+    let frame = Tensor::<B, 4>::random([1, 3, size, size], Distribution::Default, &device);
+    let mut state = network.init_state(1, TemporalFill::Zeros, &device);
+    for _ in 0..=network.timing().delay {
+        network.forward_step(frame.clone(), &mut state);
+    }
+    eprintln!(
+        "{name}/{backend}: state {} bytes per stream, delay {}",
+        state.size_bytes(),
+        network.timing().delay
+    );
+    c.bench_function(&format!("{name}_step/{backend}"), |b| {
+        b.iter(|| {
+            network
+                .forward_step(frame.clone(), &mut state)
+                .unwrap()
+                .into_data()
+        })
+    });
+    let clip = Tensor::<B, 5>::random(
+        [1, 3, config.pool_window, size, size],
+        Distribution::Default,
+        &device,
+    );
+    c.bench_function(
+        &format!("{name}_offline_clip{}/{backend}", config.pool_window),
+        |b| b.iter(|| network.forward(clip.clone()).into_data()),
+    );
+}
+
+fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
+    bench_network::<B>(c, "cox3d_tiny", backend, &tiny());
+    bench_network::<B>(c, "cox3d_s", backend, &X3dConfig::variant(X3dVariant::S));
+}
+
+fn benches(c: &mut Criterion) {
+    bench_backend::<costream_backend::Cpu>(c, "ndarray");
+    #[cfg(feature = "flex")]
+    bench_backend::<costream_backend::Flex>(c, "flex");
+    #[cfg(feature = "cuda")]
+    if std::env::var_os("COSTREAM_BENCH_CUDA").is_some() {
+        bench_backend::<costream_backend::Cuda>(c, "cuda");
+    }
+}
+
+criterion_group! {
+    name = x3d;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(4));
+    targets = benches
+}
+criterion_main!(x3d);

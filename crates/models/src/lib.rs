@@ -1,0 +1,18 @@
+//! Model families on the continual core, with what serving them needs: checkpoint import from
+//! the files users download, class labels, and each model's input preprocessing.
+//!
+//! - [`x3d`]: X3D / CoX3D video models (XS, S, M, L) from PyTorchVideo or PySlowFast files.
+//! - [`checkpoint`]: PyTorch pickles and safetensors read into key-named weights.
+//! - [`labels`]: class names (Kinetics-400 shipped) and top-k answers.
+//! - [`preprocess`]: how frames are prepared for a video model.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod checkpoint;
+pub mod error;
+pub mod labels;
+pub mod preprocess;
+pub mod x3d;
+
+pub use error::LoadError;
+pub use labels::{kinetics400, Labels, Ranked};
+pub use preprocess::VideoPreprocess;
