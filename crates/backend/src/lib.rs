@@ -1,12 +1,20 @@
 //! The burn backends costream runs on, chosen at build time by cargo feature.
 //!
-//! - [`Cpu`]: always available; the default.
+//! - [`Cpu`]: always available; the default (burn's flex backend).
 //! - `Wgpu` (feature `wgpu`): the portable GPU path (Vulkan, Metal, DX12; lavapipe on CPU).
 //! - `Cuda` (feature `cuda`): NVIDIA GPUs through NVRTC, for hosts without Vulkan.
-//! - `Flex` (feature `flex`): burn's alternative CPU backend, for comparisons.
+//! - `NdArray` (feature `ndarray`): burn's ndarray CPU backend, for comparisons.
+//!
+//! Why flex is the CPU default: on CoX3D-S (160×160) one continual step takes 68 ms on flex
+//! and 136 ms on ndarray (BENCHMARKS.md): ndarray's broadcasting element-wise ops and its
+//! convolutions are several times slower at these shapes, while flex's GEMM is twice as fast.
 
-/// The default CPU backend (ndarray, multi-threaded, SIMD).
-pub type Cpu = burn_ndarray::NdArray<f32>;
+/// The default CPU backend (burn's flex: multi-threaded with rayon, SIMD).
+pub type Cpu = burn_flex::Flex;
+
+/// burn's ndarray CPU backend.
+#[cfg(feature = "ndarray")]
+pub type NdArray = burn_ndarray::NdArray<f32>;
 
 /// The portable GPU backend.
 #[cfg(feature = "wgpu")]
@@ -15,10 +23,6 @@ pub type Wgpu = burn_wgpu::Wgpu<f32, i32>;
 /// The CUDA backend.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn_cuda::Cuda<f32, i32>;
-
-/// burn's flex CPU backend.
-#[cfg(feature = "flex")]
-pub type Flex = burn_flex::Flex;
 
 /// The backend the test suites run on: the most specific enabled GPU feature, else the CPU.
 #[cfg(feature = "cuda")]
@@ -36,5 +40,5 @@ pub const TEST_BACKEND_NAME: &str = if cfg!(feature = "cuda") {
 } else if cfg!(feature = "wgpu") {
     "wgpu"
 } else {
-    "cpu (ndarray)"
+    "cpu (flex)"
 };

@@ -1,7 +1,8 @@
 //! Criterion benches of the continual core on the CPU backends: one step of a depthwise
 //! 3×3×3 conv and of a pointwise conv at X3D-S shapes (whole networks: costream-models'
 //! `x3d` bench).
-//! With `--features flex` (or `cuda`), every bench also runs on burn's flex (or CUDA) backend.
+//! The CPU backend is flex; with `--features ndarray` (or `cuda`), every bench also runs on burn's
+//! ndarray (or CUDA) backend.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use burn::prelude::*;
@@ -67,9 +68,9 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_backend::<costream_backend::Cpu>(c, "ndarray");
-    #[cfg(feature = "flex")]
-    bench_backend::<costream_backend::Flex>(c, "flex");
+    bench_backend::<costream_backend::Cpu>(c, "flex");
+    #[cfg(feature = "ndarray")]
+    bench_backend::<costream_backend::NdArray>(c, "ndarray");
     // The CUDA benches need a GPU: builds with `cuda` run them only when asked.
     #[cfg(feature = "cuda")]
     if std::env::var_os("COSTREAM_BENCH_CUDA").is_some() {

@@ -174,35 +174,81 @@ impl<B: Backend> CoConv<B> {
         )
     }
 
+    /// The weight with temporal dilation written out as zero taps between the real ones.
+    ///
+    /// # Shapes
+    /// - output: `[channels_out, channels_in / groups, span, kh, kw]`
+    fn dilated_weight(&self) -> Tensor<B, 5> {
+        let weight = self.weight.val();
+        if self.dilation[0] == 1 {
+            return weight;
+        }
+        let [c_out, c_in_g, kt, kh, kw] = weight.dims();
+        let gap = Tensor::zeros(
+            [c_out, c_in_g, self.dilation[0] - 1, kh, kw],
+            &weight.device(),
+        );
+        let mut taps = Vec::with_capacity(self.span());
+        for j in 0..kt {
+            if j > 0 {
+                taps.push(gap.clone());
+            }
+            taps.push(weight.clone().narrow(2, j, 1));
+        }
+        Tensor::cat(taps, 2)
+    }
+
     /// All temporal taps as one 2-D kernel, newest tap first, grouped so that the output
     /// channels read `[groups, span, channels_out / groups]`. Dilation gaps are zero taps.
     ///
     /// # Shapes
     /// - output: `[groups * span * (channels_out / groups), channels_in / groups, height, width]`
     fn stacked_kernel(&self) -> Tensor<B, 4> {
-        let [c_out, c_in_g, kt, kh, kw] = self.weight.dims();
+        let [c_out, c_in_g, _, kh, kw] = self.weight.dims();
         let span = self.span();
-        let mut weight = self.weight.val();
-        if self.dilation[0] > 1 {
-            let gap = Tensor::zeros(
-                [c_out, c_in_g, self.dilation[0] - 1, kh, kw],
-                &weight.device(),
-            );
-            let mut taps = Vec::with_capacity(span);
-            for j in 0..kt {
-                if j > 0 {
-                    taps.push(gap.clone());
-                }
-                taps.push(weight.clone().narrow(2, j, 1));
-            }
-            weight = Tensor::cat(taps, 2);
-        }
         let g = self.groups;
-        weight
+        self.dilated_weight()
             .flip([2])
             .reshape([g, c_out / g, c_in_g, span, kh, kw])
             .permute([0, 3, 1, 2, 4, 5])
             .reshape([g * span * (c_out / g), c_in_g, kh, kw])
+    }
+
+    /// Whether every group has one input and one output channel (a depthwise conv).
+    fn is_depthwise(&self) -> bool {
+        let [c_out, c_in_g, ..] = self.weight.dims();
+        c_in_g == 1 && c_out == self.groups
+    }
+
+    /// The tap products of a depthwise conv's step, tap-major: the frame is repeated once per
+    /// tap along the channels and convolved with all taps' kernels as one depthwise conv
+    /// (`span × C` groups of one channel each). The CPU backends run depthwise convolutions
+    /// several times faster than grouped ones with several outputs per group, and the
+    /// repetition is a contiguous copy (burn 0.21, 54 channels × 3 taps at 40×40: the
+    /// grouped form took 10.5 ms on ndarray and 6.5 ms on flex, this one 3 and 0.8 ms).
+    ///
+    /// # Shapes
+    /// - frame: `[N, C, H, W]`
+    /// - output: `[N, 1, span, C, H', W']` (the partial-sum layout with one group of `C`)
+    fn depthwise_taps(&self, frame: Tensor<B, 4>) -> Tensor<B, 6> {
+        let [c, _, _, kh, kw] = self.weight.dims();
+        let span = self.span();
+        let rows = frame.dims()[0];
+        let kernel = self
+            .dilated_weight()
+            .flip([2])
+            .permute([2, 0, 1, 3, 4])
+            .reshape([span * c, 1, kh, kw]);
+        let repeated = Tensor::cat(vec![frame; span], 1);
+        let options = ConvOptions::new(
+            [self.stride[1], self.stride[2]],
+            [self.padding[1], self.padding[2]],
+            [self.dilation[1], self.dilation[2]],
+            span * c,
+        );
+        let z = conv2d(repeated, kernel, None, options);
+        let [_, _, h, w] = z.dims();
+        z.reshape([rows, 1, span, c, h, w])
     }
 
     /// The per-frame (2-D) convolution of a step. A 1×1 kernel without spatial stride or
@@ -312,12 +358,17 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
         }
         let rows = frame.dims()[0];
         let span = self.span();
-        let g = self.groups;
-        let z = self.spatial_conv(frame, self.stacked_kernel(), None);
-        let [_, _, h, w] = z.dims();
-        let z = z.reshape([rows, g, span, c_out / g, h, w]);
+        let z = if self.is_depthwise() {
+            self.depthwise_taps(frame)
+        } else {
+            let g = self.groups;
+            let z = self.spatial_conv(frame, self.stacked_kernel(), None);
+            let [_, _, h, w] = z.dims();
+            z.reshape([rows, g, span, c_out / g, h, w])
+        };
+        let [_, g, _, c_g, h, w] = z.dims();
         if state.is_first_step() {
-            let zeros = Tensor::zeros([rows, g, span - 1, c_out / g, h, w], &state.device);
+            let zeros = Tensor::zeros([rows, g, span - 1, c_g, h, w], &state.device);
             // Replicate: the steady state after the first frame forever, S[i] = Σ_{m>i} Z[m].
             let steady = || {
                 take_slots(z.clone(), 1, span - 1)

@@ -82,6 +82,30 @@ fn activations_match_their_definitions() {
     );
 }
 
+#[test]
+fn sigmoid_and_silu_saturate_without_nan() {
+    let device = Default::default();
+    let x = [-1e4f32, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4];
+    let input = Tensor::<B, 4>::from_data(TensorData::new(x.to_vec(), [1, 7, 1, 1]), &device);
+    let sigmoid = [0.0, 0.0, 2.0611537e-9, 0.5, 1.0, 1.0, 1.0];
+    let silu = [0.0, -3.72e-42, -4.1223073e-8, 0.0, 20.0, 100.0, 1e4];
+    for (kind, expected) in [
+        (ActivationKind::Sigmoid, sigmoid),
+        (ActivationKind::Silu, silu),
+    ] {
+        let layer: CoLayer<B> = Activation::new(kind).into();
+        let mut state = layer.init_state(1, TemporalFill::Zeros, &device);
+        let out = values(layer.forward_step(input.clone(), &mut state).unwrap());
+        assert!(out.iter().all(|v| !v.is_nan()), "{kind:?}: {out:?}");
+        for (o, e) in out.iter().zip(expected) {
+            assert!(
+                (o - e).abs() <= 1e-6 * e.abs().max(1.0),
+                "{kind:?}: {out:?}"
+            );
+        }
+    }
+}
+
 /// erf by its Taylor series (|x| small here), accurate to ~1e-12.
 fn libm_erf(x: f64) -> f64 {
     let mut sum = 0.0;

@@ -1,0 +1,130 @@
+//! Property tests of the CoX3D network over random small configurations:
+//!
+//! - without squeeze-excitation, `forward_steps(pad_end)` equals the offline `forward`;
+//! - with or without it, a batch of N streams stepped together equals the N streams
+//!   stepped alone (zero or replicate fill).
+#![allow(clippy::unwrap_used)]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use costream_backend::TestBackend;
+use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
+use costream_models::x3d::{ShortcutNorm, X3dConfig};
+use costream_testkit::assert_close;
+use proptest::prelude::*;
+
+type B = TestBackend;
+
+/// A small X3D: `stages` of `[blocks, channels, stride]`, square `image` input.
+fn config(
+    width: usize,
+    stages: Vec<[usize; 3]>,
+    image: usize,
+    window: usize,
+    se_ratio: f64,
+    shortcut_norm: ShortcutNorm,
+) -> X3dConfig {
+    X3dConfig {
+        dim_in: 3,
+        image_size: image,
+        pool_window: window,
+        num_classes: 3,
+        conv1_dim: width,
+        conv5_dim: 8,
+        width_factor: 1.0,
+        depth_factor: 1.0,
+        bottleneck_factor: 1.5,
+        se_ratio,
+        block_basis: stages,
+        shortcut_norm,
+    }
+}
+
+fn stages() -> impl Strategy<Value = Vec<[usize; 3]>> {
+    prop::collection::vec((1usize..=2, 1usize..=2, 1usize..=2), 1..=2).prop_map(|stages| {
+        stages
+            .into_iter()
+            .enumerate()
+            .map(|(i, (blocks, mult, stride))| [blocks, 8 * mult * (i + 1), stride])
+            .collect()
+    })
+}
+
+fn shortcut_norm() -> impl Strategy<Value = ShortcutNorm> {
+    prop_oneof![Just(ShortcutNorm::Always), Just(ShortcutNorm::WhenWidening)]
+}
+
+/// 16 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
+fn proptest_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 50,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    #[test]
+    fn without_se_streaming_with_flush_equals_offline(
+        width in prop_oneof![Just(4usize), Just(8)],
+        stages in stages(),
+        image in prop_oneof![Just(8usize), Just(12), Just(16)],
+        window in 1usize..=3,
+        extra in 0usize..=4,
+        rows in 1usize..=2,
+        norm in shortcut_norm(),
+    ) {
+        let device = Default::default();
+        let network = config(width, stages, image, window, 0.0, norm).build::<B>(&device).unwrap();
+        let clip = Tensor::<B, 5>::random(
+            [rows, 3, window + extra, image, image],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let offline = network.forward(clip.clone());
+        let mut state = network.init_state(rows, TemporalFill::Zeros, &device);
+        let streamed = network.forward_steps(clip, &mut state, true).unwrap();
+        assert_close(streamed, offline, "pulse+flush vs offline");
+    }
+
+    #[test]
+    fn a_batch_equals_its_streams_alone(
+        stages in stages(),
+        image in prop_oneof![Just(8usize), Just(16)],
+        window in 1usize..=3,
+        frames in 1usize..=8,
+        rows in 2usize..=3,
+        se in prop_oneof![Just(0.0f64), Just(0.25)],
+        replicate in any::<bool>(),
+    ) {
+        let device = Default::default();
+        let network = config(8, stages, image, window, se, ShortcutNorm::Always)
+            .build::<B>(&device)
+            .unwrap();
+        let fill = if replicate { TemporalFill::Replicate } else { TemporalFill::Zeros };
+        let clip = Tensor::<B, 5>::random(
+            [rows, 3, frames + network.timing().delay, image, image],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let step_all = |input: Tensor<B, 5>| {
+            let mut state = network.init_state(input.dims()[0], fill, &device);
+            let outputs: Vec<_> = clip_frames(input)
+                .filter_map(|frame| network.forward_step(frame, &mut state))
+                .collect();
+            stack_frames(outputs).unwrap()
+        };
+        let batched = step_all(clip.clone());
+        for row in 0..rows {
+            let alone = step_all(clip.clone().narrow(0, row, 1));
+            assert_close(batched.clone().narrow(0, row, 1), alone, "batch row vs alone");
+        }
+    }
+}
