@@ -16,7 +16,6 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
-use crate::host_kernel::{self, Geometry};
 use crate::module::{stack_frames, CoModule};
 use crate::state::{take_slots, State};
 use crate::timing::Timing;
@@ -226,23 +225,12 @@ impl<B: Backend> CoConv<B> {
     /// (`span × C` groups of one channel each). The CPU backends run depthwise convolutions
     /// several times faster than grouped ones with several outputs per group, and the
     /// repetition is a contiguous copy (burn 0.21, 54 channels × 3 taps at 40×40: the
-    /// grouped form took 10.5 ms on ndarray and 6.5 ms on flex, this one 3 and 0.8 ms). On
-    /// flex a dedicated host kernel ([`host_kernel::depthwise_taps`]) does it directly.
+    /// grouped form took 10.5 ms on ndarray and 6.5 ms on flex, this one 3 and 0.8 ms).
     ///
     /// # Shapes
     /// - frame: `[N, C, H, W]`
     /// - output: `[N, 1, span, C, H', W']` (the partial-sum layout with one group of `C`)
     fn depthwise_taps(&self, frame: Tensor<B, 4>) -> Tensor<B, 6> {
-        let geometry = Geometry {
-            stride: [self.stride[1], self.stride[2]],
-            padding: [self.padding[1], self.padding[2]],
-            dilation: [self.dilation[1], self.dilation[2]],
-        };
-        if let Some(z) =
-            host_kernel::depthwise_taps(&frame, &self.weight.val(), self.dilation[0], geometry)
-        {
-            return z;
-        }
         let [c, _, _, kh, kw] = self.weight.dims();
         let span = self.span();
         let rows = frame.dims()[0];

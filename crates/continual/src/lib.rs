@@ -20,7 +20,6 @@ pub mod conv;
 pub mod delay;
 pub mod error;
 pub mod fill;
-mod host_kernel;
 pub mod layer;
 pub mod module;
 pub mod norm;
