@@ -20,9 +20,17 @@ pub type NdArray = burn_ndarray::NdArray<f32>;
 #[cfg(feature = "wgpu")]
 pub type Wgpu = burn_wgpu::Wgpu<f32, i32>;
 
+/// A wgpu adapter (the default one, or the n-th discrete GPU, …).
+#[cfg(feature = "wgpu")]
+pub use burn_wgpu::WgpuDevice;
+
 /// The CUDA backend.
 #[cfg(feature = "cuda")]
 pub type Cuda = burn_cuda::Cuda<f32, i32>;
+
+/// A CUDA device by index.
+#[cfg(feature = "cuda")]
+pub use burn_cuda::CudaDevice;
 
 /// The backend the test suites run on: the most specific enabled GPU feature, else the CPU.
 #[cfg(feature = "cuda")]

@@ -6,7 +6,7 @@ use costream_continual::{
     CoPoolConfig, Delay, LinearConfig, NormConfig, PoolKind, Reduce, ResidualShrink, Sequential,
 };
 
-use costream_models::x3d::{ShortcutNorm, X3dConfig};
+use costream_models::x3d::X3dConfig;
 
 use crate::expr::Expr;
 
@@ -341,17 +341,13 @@ fn cox3d_tiny(
     conv5_dim: usize,
 ) -> X3dConfig {
     X3dConfig {
-        dim_in: 3,
         image_size: image,
         pool_window: window,
         num_classes,
         conv1_dim: width,
         conv5_dim,
-        width_factor: 1.0,
-        depth_factor: 1.0,
-        bottleneck_factor: 2.25,
         se_ratio,
         block_basis: vec![[1, width, 2], [2, 2 * width, 2]],
-        shortcut_norm: ShortcutNorm::Always,
+        ..X3dConfig::tiny()
     }
 }

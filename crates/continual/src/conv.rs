@@ -17,6 +17,7 @@ use burn::tensor::ops::ConvOptions;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::{stack_frames, CoModule};
+use crate::per_frame::eager;
 use crate::state::{take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -119,8 +120,8 @@ impl CoConvConfig {
             max: bound,
         };
         Ok(CoConv {
-            weight: init.init([c_out, c_in / self.groups, kt, kh, kw], device),
-            bias: self.bias.then(|| init.init([c_out], device)),
+            weight: eager(init.init([c_out, c_in / self.groups, kt, kh, kw], device)),
+            bias: self.bias.then(|| eager(init.init([c_out], device))),
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,

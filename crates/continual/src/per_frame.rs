@@ -100,10 +100,17 @@ impl LinearConfig {
             max: bound,
         };
         Linear {
-            weight: init.init([d_in, d_out], device),
-            bias: self.bias.then(|| init.init([d_out], device)),
+            weight: eager(init.init([d_in, d_out], device)),
+            bias: self.bias.then(|| eager(init.init([d_out], device))),
         }
     }
+}
+
+/// Draws a lazily initialised parameter now. burn initialises parameters at first use, from
+/// the backend's global RNG at that moment; drawing them at construction makes a network
+/// built right after `B::seed` the same every time, whatever runs later.
+pub(crate) fn eager<B: Backend, const D: usize>(param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+    Param::from_tensor(param.val())
 }
 
 /// A linear map over the channel dim of every frame (`co.Linear(channel_dim=1)`, or a

@@ -195,6 +195,44 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 
+    /// Appends the rows of `src` after this state's rows (a stream joins the batch).
+    ///
+    /// # Errors
+    /// [`StateError::Structure`] if `src` belongs to another module, [`StateError::Shape`] if
+    /// the buffers disagree (frames of another size). On error the state is unchanged.
+    pub fn append(&mut self, src: State<B>) -> Result<(), StateError> {
+        self.check_compatible(&src, src.rows(), "root")?;
+        self.append_checked(src);
+        Ok(())
+    }
+
+    fn append_checked(&mut self, src: State<B>) {
+        let (mine_rows, their_rows) = (self.rows(), src.rows());
+        for (mine, theirs) in self.buffers.iter_mut().zip(src.buffers) {
+            *mine = match (mine.take(), theirs) {
+                (Some(a), Some(b)) => Some(Tensor::cat(vec![a, b], 0)),
+                // Rows without a buffer have not reached this node: their content is created at
+                // their first input there, so zeros only hold the place.
+                (Some(a), None) => {
+                    let mut dims = a.dims();
+                    dims[0] = their_rows;
+                    Some(Tensor::cat(vec![a, Tensor::zeros(dims, &self.device)], 0))
+                }
+                (None, Some(b)) => {
+                    let mut dims = b.dims();
+                    dims[0] = mine_rows;
+                    Some(Tensor::cat(vec![Tensor::zeros(dims, &self.device), b], 0))
+                }
+                (None, None) => None,
+            };
+        }
+        self.steps.extend(src.steps);
+        self.fill.extend(src.fill);
+        for (mine, theirs) in self.children.iter_mut().zip(src.children) {
+            mine.append_checked(theirs);
+        }
+    }
+
     fn put_rows_checked(&mut self, rows: &[usize], src: State<B>) {
         let batch = self.rows();
         // Row r of the result comes from `self` (index r) or from `src` (index batch + k).

@@ -289,3 +289,28 @@ fn batch_norm_rejects_a_negative_variance() {
     let err = load_checkpoint(&mut bn, w).unwrap_err();
     assert!(err.to_string().contains("running_var"), "{err}");
 }
+
+#[test]
+fn layers_built_after_the_same_seed_are_identical_whatever_runs_later() {
+    let device = Default::default();
+    let build = || {
+        B::seed(&device, 21);
+        let linear: CoLayer<B> = LinearConfig::new([4, 3]).init(&device).into();
+        let conv: CoLayer<B> = costream_continual::CoConvConfig::conv3d([4, 2], [3, 1, 1])
+            .init(&device)
+            .unwrap()
+            .into();
+        // Draws from the global RNG before either layer is first used.
+        let _ = Tensor::<B, 1>::random([64], burn::tensor::Distribution::Default, &device);
+        (linear, conv)
+    };
+    let (a, b) = (build(), build());
+    let (_, input) = frame(&device);
+    let clip = input.clone().unsqueeze_dim::<5>(2).repeat_dim(2, 3);
+    let outputs = |(linear, conv): &(CoLayer<B>, CoLayer<B>)| {
+        let mut out = values(linear.forward(clip.clone()));
+        out.extend(values(conv.forward(clip.clone())));
+        out
+    };
+    assert_eq!(outputs(&a), outputs(&b));
+}

@@ -237,6 +237,31 @@ fn step_all(
         .collect()
 }
 
+/// Three streams of a random module over a clip long enough to fill it, and the reference:
+/// the whole clip stepped as one batch (its outputs and final state).
+struct ThreeStreams {
+    m: CoLayer<B>,
+    clip: Tensor<B, 5>,
+    time: usize,
+    expected: Tensor<B, 5>,
+    reference: costream_continual::State<B>,
+}
+
+fn three_streams(spec: &Spec, seed: u64, device: &Device<B>) -> ThreeStreams {
+    let m = module(spec, seed, device);
+    let time = long_enough(&m, 3);
+    let clip = random_clip(3, 2, time, seed + 1, device);
+    let mut reference = m.init_state(3, TemporalFill::Zeros, device);
+    let expected = stack_frames(step_all(&m, clip.clone(), &mut reference)).unwrap();
+    ThreeStreams {
+        m,
+        clip,
+        time,
+        expected,
+        reference,
+    }
+}
+
 /// 40 cases per property unless `PROPTEST_CASES` says otherwise.
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -283,12 +308,8 @@ proptest! {
     #[test]
     fn rows_taken_out_and_put_back_continue_exactly(spec in spec(), seed in 0u64..1000) {
         let device = Default::default();
-        let m = module(&spec, seed, &device);
-        let time = long_enough(&m, 3);
-        let clip = random_clip(3, 2, time, seed + 1, &device);
+        let ThreeStreams { m, clip, time, expected, mut reference } = three_streams(&spec, seed, &device);
         let split = time / 2;
-        let mut reference = m.init_state(3, TemporalFill::Zeros, &device);
-        let expected = stack_frames(step_all(&m, clip.clone(), &mut reference)).unwrap();
 
         // Step the first half as one batch, then rows [2, 0] on their own, then put them back.
         let mut state = m.init_state(3, TemporalFill::Zeros, &device);
@@ -307,6 +328,25 @@ proptest! {
         prop_assert_eq!(state.steps(), reference.steps());
         assert_close(m.flush(&mut state).map(values).map(|v| Tensor::<B, 1>::from_floats(v.as_slice(), &device)).unwrap_or_else(|| Tensor::zeros([1], &device)),
             m.flush(&mut reference).map(values).map(|v| Tensor::<B, 1>::from_floats(v.as_slice(), &device)).unwrap_or_else(|| Tensor::zeros([1], &device)), "flush");
+    }
+
+    #[test]
+    fn streams_stepped_apart_then_appended_continue_exactly(spec in spec(), seed in 0u64..1000) {
+        let device = Default::default();
+        let ThreeStreams { m, clip, time, expected, reference } = three_streams(&spec, seed, &device);
+        let split = time / 2;
+
+        // Rows 0..2 and row 2 step the first half apart (in phase), then as one batch.
+        let mut state = m.init_state(2, TemporalFill::Zeros, &device);
+        let mut late = m.init_state(1, TemporalFill::Zeros, &device);
+        let first = clip.clone().narrow(2, 0, split);
+        let a = step_all(&m, first.clone().narrow(0, 0, 2), &mut state);
+        let b = step_all(&m, first.narrow(0, 2, 1), &mut late);
+        let mut outputs: Vec<_> = a.into_iter().zip(b).map(|(a, b)| Tensor::cat(vec![a, b], 0)).collect();
+        state.append(late).unwrap();
+        outputs.extend(step_all(&m, clip.narrow(2, split, time - split), &mut state));
+        assert_close(stack_frames(outputs).unwrap(), expected, &format!("{spec:?}"));
+        prop_assert_eq!(state.steps(), reference.steps());
     }
 
     #[test]

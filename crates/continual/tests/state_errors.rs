@@ -125,6 +125,28 @@ fn put_rows_rejects_mismatches() {
 }
 
 #[test]
+fn append_rejects_another_module_and_keeps_the_state() {
+    let device = Default::default();
+    let m = net(&device);
+    let other: CoLayer<B> = Sequential::new(vec![CoConvConfig::conv3d([2, 2], [3, 1, 1])
+        .init(&device)
+        .unwrap()
+        .into()])
+    .into();
+    let mut state = m.init_state(2, TemporalFill::Zeros, &device);
+    let err = state
+        .append(other.init_state(1, TemporalFill::Zeros, &device))
+        .unwrap_err();
+    assert!(matches!(err, StateError::Structure { .. }), "{err}");
+    assert_eq!(state.rows(), 2);
+    state
+        .append(m.init_state(3, TemporalFill::Replicate, &device))
+        .unwrap();
+    assert_eq!(state.rows(), 5);
+    assert_eq!(state.fills()[4], TemporalFill::Replicate);
+}
+
+#[test]
 fn streams_at_different_steps_but_one_phase_step_together() {
     let device = Default::default();
     let m = net(&device);

@@ -9,26 +9,8 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use costream_continual::{CoModule, Sequential, TemporalFill};
-use costream_models::x3d::{ShortcutNorm, X3dConfig, X3dVariant};
+use costream_models::x3d::{X3dConfig, X3dVariant};
 use criterion::{criterion_group, criterion_main, Criterion};
-
-/// The golden `cox3d_tiny` network (8/16 channels, 32×32, window 4).
-fn tiny() -> X3dConfig {
-    X3dConfig {
-        dim_in: 3,
-        image_size: 32,
-        pool_window: 4,
-        num_classes: 5,
-        conv1_dim: 8,
-        conv5_dim: 32,
-        width_factor: 1.0,
-        depth_factor: 1.0,
-        bottleneck_factor: 2.25,
-        se_ratio: 0.25,
-        block_basis: vec![[1, 8, 2], [2, 16, 2]],
-        shortcut_norm: ShortcutNorm::Always,
-    }
-}
 
 /// One step per iteration on a filled state, and one offline clip per iteration.
 fn bench_network<B: Backend>(c: &mut Criterion, name: &str, backend: &str, config: &X3dConfig) {
@@ -93,7 +75,7 @@ fn bench_batches<B: Backend>(c: &mut Criterion, backend: &str, batches: &[usize]
 }
 
 fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
-    bench_network::<B>(c, "cox3d_tiny", backend, &tiny());
+    bench_network::<B>(c, "cox3d_tiny", backend, &X3dConfig::tiny());
     bench_network::<B>(c, "cox3d_s", backend, &X3dConfig::variant(X3dVariant::S));
 }
 

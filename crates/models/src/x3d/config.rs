@@ -135,6 +135,26 @@ impl X3dConfig {
         }
     }
 
+    /// A two-stage toy network for tests and benchmarks: builders.py's `cox3d_tiny` (1 block
+    /// of 8, 2 of 16 channels; SE 0.25; 32×32 input; head window 4; conv5 32; 5 classes), the
+    /// golden `cox3d_tiny` case.
+    pub fn tiny() -> X3dConfig {
+        X3dConfig {
+            dim_in: 3,
+            image_size: 32,
+            pool_window: 4,
+            num_classes: 5,
+            conv1_dim: 8,
+            conv5_dim: 32,
+            width_factor: 1.0,
+            depth_factor: 1.0,
+            bottleneck_factor: 2.25,
+            se_ratio: 0.25,
+            block_basis: vec![[1, 8, 2], [2, 16, 2]],
+            shortcut_norm: ShortcutNorm::Always,
+        }
+    }
+
     /// The same network with another head window (e.g. 64 for CoX3D-*64).
     pub fn with_pool_window(mut self, frames: usize) -> X3dConfig {
         self.pool_window = frames;

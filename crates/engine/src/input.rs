@@ -1,0 +1,256 @@
+//! Frame payloads as clients send them, what each model takes, and the validation and
+//! preprocessing between the two. Runs on the caller's thread, so that decoding never holds
+//! up the device.
+
+use std::time::Instant;
+
+use costream_models::VideoPreprocess;
+
+use crate::error::FrameError;
+use crate::image::{decode, from_raw, video_input};
+
+/// Layouts of raw 8-bit pixel buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// Red, green, blue.
+    Rgb8,
+    /// Red, green, blue, alpha (dropped).
+    Rgba8,
+    /// One gray value.
+    Gray8,
+    /// Gray and alpha (dropped).
+    GrayAlpha8,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub fn channels(self) -> usize {
+        match self {
+            PixelFormat::Rgb8 => 3,
+            PixelFormat::Rgba8 => 4,
+            PixelFormat::Gray8 => 1,
+            PixelFormat::GrayAlpha8 => 2,
+        }
+    }
+
+    /// The format's name in messages (`rgb8`, `rgba8`, `gray8`, `graya8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelFormat::Rgb8 => "rgb8",
+            PixelFormat::Rgba8 => "rgba8",
+            PixelFormat::Gray8 => "gray8",
+            PixelFormat::GrayAlpha8 => "graya8",
+        }
+    }
+}
+
+/// One frame as a client sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FramePayload {
+    /// A JPEG or PNG file's bytes.
+    Encoded(Vec<u8>),
+    /// Raw pixels, rows top to bottom without padding.
+    Raw {
+        /// The pixel layout.
+        format: PixelFormat,
+        /// Width in pixels.
+        width: usize,
+        /// Height in pixels.
+        height: usize,
+        /// `width × height × channels` bytes.
+        data: Vec<u8>,
+    },
+    /// The network's input frame itself, already preprocessed: `[C, H, W]` values.
+    Tensor {
+        /// The shape, `[C, H, W]`.
+        shape: Vec<usize>,
+        /// The values, row-major.
+        data: Vec<f32>,
+    },
+    /// Skeleton joints: `[persons, joints, 3]` values (x, y, confidence).
+    Skeleton {
+        /// Persons in the frame.
+        persons: usize,
+        /// Joints per person.
+        joints: usize,
+        /// `persons × joints × 3` values.
+        data: Vec<f32>,
+    },
+    /// A feature vector.
+    Features(Vec<f32>),
+}
+
+impl FramePayload {
+    /// The payload kind in messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FramePayload::Encoded(_) => "an encoded image",
+            FramePayload::Raw { .. } => "raw pixels",
+            FramePayload::Tensor { .. } => "a tensor",
+            FramePayload::Skeleton { .. } => "skeleton joints",
+            FramePayload::Features(_) => "a feature vector",
+        }
+    }
+}
+
+/// What a model takes per frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSpec {
+    /// Video frames: images (encoded or raw) preprocessed as the spec says, or tensors of
+    /// the network's input shape `[3, crop, crop]`.
+    Video(VideoPreprocess),
+}
+
+impl InputSpec {
+    /// The network's input frame shape `[C, H, W]`.
+    pub fn frame_shape(&self) -> [usize; 3] {
+        match self {
+            InputSpec::Video(spec) => [3, spec.crop, spec.crop],
+        }
+    }
+
+    /// What the model takes, in messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            InputSpec::Video(_) => "video frames (JPEG, PNG, raw pixels or [3, H, W] tensors)",
+        }
+    }
+
+    /// Validates and preprocesses one frame into the network's input.
+    ///
+    /// # Shapes
+    /// - output: [`InputSpec::frame_shape`] values, row-major
+    ///
+    /// # Errors
+    /// [`FrameError`] naming what is wrong: the payload kind, the encoding, the size, the
+    /// shape, or a non-finite value.
+    pub fn prepare(&self, payload: &FramePayload) -> Result<Vec<f32>, FrameError> {
+        match (self, payload) {
+            (InputSpec::Video(spec), FramePayload::Encoded(bytes)) => {
+                Ok(video_input(&decode(bytes)?, spec))
+            }
+            (
+                InputSpec::Video(spec),
+                FramePayload::Raw {
+                    format,
+                    width,
+                    height,
+                    data,
+                },
+            ) => Ok(video_input(
+                &from_raw(*format, *width, *height, data)?,
+                spec,
+            )),
+            (InputSpec::Video(_), FramePayload::Tensor { shape, data }) => {
+                check_values(shape, data, &self.frame_shape())?;
+                Ok(data.clone())
+            }
+            (InputSpec::Video(_), other) => Err(FrameError::WrongKind {
+                expected: self.describe(),
+                found: other.kind(),
+            }),
+        }
+    }
+}
+
+/// Checks a declared shape against the values sent and the shape wanted, and that every value
+/// is finite.
+fn check_values(shape: &[usize], data: &[f32], wanted: &[usize]) -> Result<(), FrameError> {
+    let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
+        return Err(FrameError::Length {
+            shape: shape.to_vec(),
+            expected: expected.unwrap_or(usize::MAX),
+            found: data.len(),
+        });
+    }
+    if shape != wanted {
+        return Err(FrameError::Shape {
+            expected: wanted.to_vec(),
+            found: shape.to_vec(),
+        });
+    }
+    if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(FrameError::NonFinite { index, value });
+    }
+    Ok(())
+}
+
+/// A frame ready for the network: its sequence number, values, and when it was accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedFrame {
+    /// The client's sequence number.
+    pub seq: u64,
+    /// [`InputSpec::frame_shape`] values.
+    pub values: Vec<f32>,
+    /// When the engine accepted it (for queue-time accounting).
+    pub accepted: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video() -> InputSpec {
+        InputSpec::Video(VideoPreprocess::kinetics(4, 1))
+    }
+
+    #[test]
+    fn tensors_must_have_the_input_shape_and_finite_values() {
+        let spec = video();
+        let ok = FramePayload::Tensor {
+            shape: vec![3, 4, 4],
+            data: vec![0.5; 48],
+        };
+        assert_eq!(spec.prepare(&ok).unwrap().len(), 48);
+        let cases = [
+            (vec![3, 4, 4], vec![0.5; 47], "holds 48 values, got 47"),
+            (vec![3, 8, 2], vec![0.5; 48], "expected shape [3, 4, 4]"),
+            (vec![usize::MAX, 2], vec![], "holds"),
+        ];
+        for (shape, data, message) in cases {
+            let err = spec
+                .prepare(&FramePayload::Tensor { shape, data })
+                .unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        let mut data = vec![0.5; 48];
+        data[17] = f32::NAN;
+        let err = spec
+            .prepare(&FramePayload::Tensor {
+                shape: vec![3, 4, 4],
+                data,
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, FrameError::NonFinite { index: 17, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_kinds_are_refused_by_name() {
+        let err = video()
+            .prepare(&FramePayload::Features(vec![1.0; 4]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this model takes video frames (JPEG, PNG, raw pixels or [3, H, W] tensors), not a \
+             feature vector"
+        );
+        let err = video()
+            .prepare(&FramePayload::Skeleton {
+                persons: 1,
+                joints: 25,
+                data: vec![0.0; 75],
+            })
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::WrongKind {
+                found: "skeleton joints",
+                ..
+            }
+        ));
+    }
+}

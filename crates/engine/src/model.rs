@@ -1,0 +1,224 @@
+//! A model loaded for serving: its continual network on the device, and what callers need to
+//! know about it (input, timing, labels, limits).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::prelude::*;
+use costream_continual::{CoModule, Sequential, State, TemporalFill, Timing};
+use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
+use costream_models::{kinetics400, Labels};
+use serde::Deserialize;
+
+use crate::config::{BatchPolicy, ModelConfig, SlotPolicy, WeightsSource};
+use crate::device::DeviceSpec;
+use crate::error::EngineError;
+use crate::input::InputSpec;
+
+/// Model families the engine serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// X3D video networks, stepped as CoX3D (variants `xs`, `s`, `m`, `l`, `tiny`).
+    X3d,
+}
+
+impl Family {
+    /// The family's name in configs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::X3d => "x3d",
+        }
+    }
+}
+
+/// What callers know about a served model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The name clients ask for.
+    pub name: String,
+    /// Its family.
+    pub family: Family,
+    /// The family's variant.
+    pub variant: String,
+    /// Where it runs.
+    pub device: DeviceSpec,
+    /// What each frame must be.
+    pub input: InputSpec,
+    /// Source frames per model frame that the model was trained with (a client at a higher
+    /// frame rate may ask the engine to keep every n-th frame).
+    pub frame_stride: usize,
+    /// How outputs relate to inputs: `delay` frames pass before the first prediction.
+    pub timing: Timing,
+    /// Class names by output index.
+    pub labels: Arc<Labels>,
+    /// Stream slots.
+    pub slots: SlotPolicy,
+    /// Batching.
+    pub batch: BatchPolicy,
+    /// Device memory of one stream's state once filled, in bytes (measured at warm-up; 0
+    /// if the model was not warmed up).
+    pub state_bytes_per_stream: usize,
+}
+
+/// A served model on the device thread: the network and its description.
+pub(crate) struct LoadedModel<B: Backend> {
+    /// The continual network; steps output `[B, classes, 1, 1]` scores.
+    pub(crate) network: Sequential<B>,
+    /// Its description.
+    pub(crate) info: ModelInfo,
+}
+
+impl<B: Backend> LoadedModel<B> {
+    /// Builds the model `config` describes on `device` and loads its weights.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] for an unknown variant or labels that do not fit,
+    /// [`EngineError::Load`] when the weights cannot be read or do not fit the network.
+    pub(crate) fn load(config: &ModelConfig, device: &B::Device) -> Result<Self, EngineError> {
+        match config.family {
+            Family::X3d => load_x3d_model(config, device),
+        }
+    }
+
+    /// A fresh state for `rows` streams.
+    pub(crate) fn init_state(
+        &self,
+        rows: usize,
+        fill: TemporalFill,
+        device: &B::Device,
+    ) -> State<B> {
+        self.network.init_state(rows, fill, device)
+    }
+
+    /// One step of a batch: the scores of each row, or `None` while the streams fill.
+    ///
+    /// # Shapes
+    /// - frames: `[rows, C, H, W]`; output: `rows` vectors of `classes` scores
+    pub(crate) fn step(&self, frames: Tensor<B, 4>, state: &mut State<B>) -> Option<Vec<Vec<f32>>> {
+        let rows = frames.dims()[0];
+        let out = self.network.forward_step(frames, state)?;
+        Some(split_rows(out.reshape([rows as i32, -1]), rows))
+    }
+
+    /// Ends a batch's streams: the outputs of the end padding, per row, in frame order.
+    ///
+    /// # Shapes
+    /// - output: `rows` lists of `frames` vectors of `classes` scores
+    pub(crate) fn flush(&self, state: &mut State<B>) -> Vec<Vec<Vec<f32>>> {
+        let rows = state.rows();
+        let Some(out) = self.network.flush(state) else {
+            return vec![vec![]; rows];
+        };
+        let [_, classes, frames, _, _] = out.dims();
+        // [rows, classes, frames] → [rows, frames, classes]
+        let per_frame = out.reshape([rows, classes, frames]).swap_dims(1, 2);
+        split_rows(per_frame.reshape([rows * frames, classes]), rows * frames)
+            .chunks(frames.max(1))
+            .map(<[Vec<f32>]>::to_vec)
+            .collect()
+    }
+}
+
+/// The rows of a `[rows, n]` tensor, read back from the device.
+fn split_rows<B: Backend>(scores: Tensor<B, 2>, rows: usize) -> Vec<Vec<f32>> {
+    let [_, n] = scores.dims();
+    let values: Vec<f32> = scores
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap_or_default();
+    values
+        .chunks(n.max(1))
+        .take(rows)
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
+fn load_x3d_model<B: Backend>(
+    config: &ModelConfig,
+    device: &B::Device,
+) -> Result<LoadedModel<B>, EngineError> {
+    let bad = |message: String| EngineError::Config {
+        model: config.name.clone(),
+        message,
+    };
+    let (mut x3d, frame_stride) = match config.variant.as_str() {
+        "tiny" => (X3dConfig::tiny(), 1),
+        name => {
+            let variant = X3dVariant::from_name(name).ok_or_else(|| {
+                bad(format!(
+                    "unknown x3d variant `{name}`: expected xs, s, m, l or tiny"
+                ))
+            })?;
+            (X3dConfig::variant(variant), variant.frame_stride())
+        }
+    };
+    if let Some(window) = config.pool_window {
+        x3d = x3d.with_pool_window(window);
+    }
+    if let Some(classes) = config.num_classes {
+        x3d = x3d.with_num_classes(classes);
+    }
+    let labels = labels(config, x3d.num_classes)?;
+    let load_error = |message: String| EngineError::Load {
+        model: config.name.clone(),
+        message,
+    };
+    let (network, x3d) = match &config.weights {
+        WeightsSource::File(path) => {
+            let loaded =
+                load_x3d::<B>(&x3d, path, device).map_err(|e| load_error(e.to_string()))?;
+            (loaded.network, loaded.config)
+        }
+        WeightsSource::Random { seed } => {
+            B::seed(device, *seed);
+            let network = x3d
+                .build::<B>(device)
+                .map_err(|e| load_error(e.to_string()))?;
+            (network, x3d)
+        }
+    };
+    let info = ModelInfo {
+        name: config.name.clone(),
+        family: config.family,
+        variant: config.variant.clone(),
+        device: config.device,
+        input: InputSpec::Video(x3d.preprocessing(frame_stride)),
+        frame_stride,
+        timing: network.timing(),
+        labels: Arc::new(labels),
+        slots: config.slots,
+        batch: config.batch,
+        state_bytes_per_stream: 0,
+    };
+    Ok(LoadedModel { network, info })
+}
+
+/// The configured label file, Kinetics-400 for 400 classes, else `class_0`, `class_1`, ….
+fn labels(config: &ModelConfig, classes: usize) -> Result<Labels, EngineError> {
+    let labels = match &config.labels {
+        Some(path) => read_labels(path).map_err(|message| EngineError::Config {
+            model: config.name.clone(),
+            message,
+        })?,
+        None if classes == kinetics400().len() => kinetics400().clone(),
+        None => Labels::new((0..classes).map(|i| format!("class_{i}")).collect()),
+    };
+    if labels.len() != classes {
+        return Err(EngineError::Config {
+            model: config.name.clone(),
+            message: format!(
+                "{} labels for a classifier of {classes} classes",
+                labels.len()
+            ),
+        });
+    }
+    Ok(labels)
+}
+
+fn read_labels(path: &Path) -> Result<Labels, String> {
+    std::fs::read_to_string(path)
+        .map(|text| Labels::from_lines(&text))
+        .map_err(|e| format!("cannot read labels {}: {e}", path.display()))
+}
