@@ -179,7 +179,11 @@ impl<B: Backend> Worker<B> {
                 options,
                 reply,
             } => {
-                let _ = reply.send(self.open(model, options));
+                // An opener that stopped waiting (a cancelled async open) gets no handle: its
+                // stream must not hold a slot until it idles out.
+                if let Err(flume::SendError(Ok(opened))) = reply.send(self.open(model, options)) {
+                    self.remove_stream(model, opened.key, EndReason::Abandoned);
+                }
             }
             Command::Item {
                 model,
