@@ -19,15 +19,6 @@ pub enum DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// Whether this build has the backend compiled in (`wgpu` and `cuda` are cargo features).
-    pub fn compiled_in(self) -> bool {
-        match self {
-            DeviceSpec::Cpu => true,
-            DeviceSpec::Wgpu(_) => cfg!(feature = "wgpu"),
-            DeviceSpec::Cuda(_) => cfg!(feature = "cuda"),
-        }
-    }
-
     /// Whether the backend prepares kernels per op shape on first use (GPU backends compile
     /// them at run time, and select them by measurement with the `autotune` feature: on an
     /// H200 a batch size first seen while serving stalled its streams for over a second), so

@@ -325,16 +325,14 @@ impl<B: Backend> Worker<B> {
                 self.emit(m, key, StreamEvent::Skipped { seq: frame.seq });
             }
             Some(Item::Flush) => {
-                let predictions = match row {
-                    Some(row) => match rt.batch.take(row) {
-                        Ok(mut state) => rt.model.flush(&mut state).pop().unwrap_or_default(),
-                        Err(_) => vec![],
-                    },
-                    None => match entry.parked.take() {
-                        Some(mut state) => rt.model.flush(&mut state).pop().unwrap_or_default(),
-                        None => vec![],
-                    },
+                // The stream's own state: its row, or the snapshot it waits with.
+                let state = match row {
+                    Some(row) => rt.batch.take(row).ok(),
+                    None => entry.parked.take(),
                 };
+                let predictions = state
+                    .and_then(|mut state| rt.model.flush(&mut state).pop())
+                    .unwrap_or_default();
                 self.restart(m, key);
                 self.emit(m, key, StreamEvent::Flushed { predictions });
             }
