@@ -5,7 +5,7 @@
 //! [[model]]
 //! name = "cox3d-s"          # the name clients ask for
 //! family = "x3d"            # model family (x3d)
-//! variant = "s"             # family variant: xs, s, m, l, tiny
+//! variant = "s"             # family variant: xs, s, m, l, tiny, tiny-nose
 //! weights = "x3d_s.pyth"    # checkpoint (relative to this file), or "random:SEED"
 //! device = "cpu"            # cpu, wgpu[:N], cuda[:N]
 //! pool_window = 64          # optional: prediction window in frames (CoX3D-*64)
@@ -43,7 +43,8 @@ pub struct ModelConfig {
     pub name: String,
     /// The model family.
     pub family: Family,
-    /// The family's variant (X3D: `xs`, `s`, `m`, `l`, or `tiny`).
+    /// The family's variant (X3D: `xs`, `s`, `m`, `l`, `tiny`, or `tiny-nose`: tiny without
+    /// squeeze-excitation).
     pub variant: String,
     /// Where the weights come from.
     pub weights: WeightsSource,

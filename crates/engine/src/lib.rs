@@ -34,6 +34,7 @@ mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BatchPolicy, EngineConfig, ModelConfig, SlotPolicy, Warmup, WeightsSource};
+pub use costream_continual::TemporalFill;
 pub use device::DeviceSpec;
 pub use engine::Engine;
 pub use error::{EngineError, FrameError, OpenError, SubmitError};

@@ -145,10 +145,19 @@ fn load_x3d_model<B: Backend>(
     };
     let (mut x3d, frame_stride) = match config.variant.as_str() {
         "tiny" => (X3dConfig::tiny(), 1),
+        // Without squeeze-excitation the continual network equals the offline one exactly
+        // (frame-scope and clip-scope SE differ): the model end-to-end tests compare with.
+        "tiny-nose" => (
+            X3dConfig {
+                se_ratio: 0.0,
+                ..X3dConfig::tiny()
+            },
+            1,
+        ),
         name => {
             let variant = X3dVariant::from_name(name).ok_or_else(|| {
                 bad(format!(
-                    "unknown x3d variant `{name}`: expected xs, s, m, l or tiny"
+                    "unknown x3d variant `{name}`: expected xs, s, m, l, tiny or tiny-nose"
                 ))
             })?;
             (X3dConfig::variant(variant), variant.frame_stride())

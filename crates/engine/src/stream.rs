@@ -256,6 +256,13 @@ impl StreamHandle {
         self.counters.read()
     }
 
+    /// Whether a frame submitted now would be accepted without back-pressure (fewer than the
+    /// model's `max_pending_frames` frames queued or unanswered). Only the submitting side
+    /// raises the count, so a `true` stays true until it submits.
+    pub fn has_room(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) < self.info.slots.max_pending_frames
+    }
+
     /// Validates and preprocesses a frame for this stream's model (the expensive part of
     /// [`StreamHandle::submit`], to run where it suits the caller).
     ///

@@ -1,0 +1,40 @@
+//! The `costream` command.
+//!
+//! - `costream serve`: serves models over WebSocket and HTTP; with no flags, a built-in
+//!   default model on the CPU (see [`serve`]).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod duration;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// costream: a streaming continual-inference server.
+#[derive(Debug, Parser)]
+#[command(name = "costream", version, about, args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve models: WebSocket streaming at /v1/stream, the HTTP API, stored predictions.
+    Serve(Box<serve::ServeArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("costream: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP API: served models, open and stored streams, stored predictions (JSON or CSV),
+//! `/info`, and the health probes.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use costream_engine::ModelInfo;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::live::LiveView;
+use crate::store::{StoredPrediction, StreamRecord};
+
+/// Predictions returned by one query at most.
+pub const MAX_PREDICTIONS_PER_QUERY: usize = 100_000;
+
+/// A served model as `GET /v1/models` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelView {
+    /// The name clients ask for.
+    pub name: String,
+    /// Its family.
+    pub family: &'static str,
+    /// The family's variant.
+    pub variant: String,
+    /// Where it runs.
+    pub device: String,
+    /// What each frame must be.
+    pub input: &'static str,
+    /// The network's input frame shape `[C, H, W]`.
+    pub frame_shape: [usize; 3],
+    /// Source frames per model frame at training time.
+    pub frame_stride: usize,
+    /// Frames consumed before the first prediction.
+    pub delay: usize,
+    /// Input frames per prediction once filled.
+    pub stride: usize,
+    /// Frames the network sees per prediction.
+    pub receptive_field: usize,
+    /// Output classes.
+    pub classes: usize,
+    /// Streams stepped at once.
+    pub capacity: usize,
+    /// Streams that may wait for a slot.
+    pub backlog: usize,
+    /// Frames a stream may have unanswered.
+    pub max_pending_frames: usize,
+    /// Streams stepped in one batch at most.
+    pub max_batch: usize,
+    /// How long a ready frame waits for others to join its batch, in microseconds.
+    pub max_wait_us: u64,
+    /// Device memory of one stream's state, in bytes.
+    pub state_bytes_per_stream: usize,
+}
+
+impl ModelView {
+    /// The view of a served model.
+    pub fn of(m: &ModelInfo) -> ModelView {
+        ModelView {
+            name: m.name.clone(),
+            family: m.family.name(),
+            variant: m.variant.clone(),
+            device: m.device.to_string(),
+            input: m.input.describe(),
+            frame_shape: m.input.frame_shape(),
+            frame_stride: m.frame_stride,
+            delay: m.timing.delay,
+            stride: m.timing.stride,
+            receptive_field: m.timing.receptive_field,
+            classes: m.labels.len(),
+            capacity: m.slots.capacity,
+            backlog: m.slots.backlog,
+            max_pending_frames: m.slots.max_pending_frames,
+            max_batch: m.batch.max_batch,
+            max_wait_us: u64::try_from(m.batch.max_wait.as_micros()).unwrap_or(u64::MAX),
+            state_bytes_per_stream: m.state_bytes_per_stream,
+        }
+    }
+}
+
+/// `GET /v1/models`.
+pub async fn models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let models: Vec<ModelView> = app.engine.models().map(ModelView::of).collect();
+    Json(serde_json::json!({ "models": models }))
+}
+
+/// `GET /v1/streams`: the streams open now.
+pub async fn streams(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "streams": app.live.list() }))
+}
+
+/// A stream as `GET /v1/streams/{id}` shows it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StreamView {
+    /// Open on this server now.
+    Open(LiveView),
+    /// Ended, or disconnected with its state saved (`end_reason` = `disconnected`).
+    Stored(StreamRecord),
+}
+
+/// `GET /v1/streams/{id}`.
+///
+/// # Errors
+/// 404 for a stream this server never ran; 500 when the store fails.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    if let Some(live) = app.live.get(&id) {
+        return Ok(Json(StreamView::Open(live)));
+    }
+    match app.store.stream(&id).await {
+        Ok(Some(record)) => Ok(Json(StreamView::Stored(record))),
+        Ok(None) => Err(ApiError::not_found(format!(
+            "no stream `{id}` on this server"
+        ))),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+/// The query of `GET /v1/streams/{id}/predictions`.
+#[derive(Debug, Deserialize)]
+pub struct PredictionsQuery {
+    /// The first sequence number (default 0).
+    pub from: Option<u64>,
+    /// The last sequence number (default: all).
+    pub to: Option<u64>,
+    /// At most this many predictions (default and maximum 100,000).
+    pub limit: Option<usize>,
+    /// `json` or `csv` (default: from the `Accept` header, else JSON).
+    pub format: Option<String>,
+}
+
+/// `GET /v1/streams/{id}/predictions?from=&to=&limit=&format=`.
+///
+/// # Errors
+/// 400 for a bad range or format, 404 for an unknown stream, 500 when the store fails.
+pub async fn predictions(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(query): Query<PredictionsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let from = query.from.unwrap_or(0);
+    let to = query.to.unwrap_or(i64::MAX as u64);
+    if from > to {
+        return Err(ApiError::bad_request(format!(
+            "from = {from} exceeds to = {to}"
+        )));
+    }
+    let limit = query.limit.unwrap_or(MAX_PREDICTIONS_PER_QUERY);
+    if limit == 0 || limit > MAX_PREDICTIONS_PER_QUERY {
+        return Err(ApiError::bad_request(format!(
+            "limit = {limit}: use 1 to {MAX_PREDICTIONS_PER_QUERY}"
+        )));
+    }
+    let wants_csv = match query.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format = `{other}`: use json or csv"
+            )))
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+    };
+    let known = app.live.get(&id).is_some()
+        || app
+            .store
+            .stream(&id)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .is_some();
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "no stream `{id}` on this server"
+        )));
+    }
+    // Predictions queued for storage before this request are included.
+    let stored = async {
+        app.store.sync().await?;
+        app.store.predictions(&id, from, to, limit).await
+    }
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    if wants_csv {
+        let body = csv(&stored);
+        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+    } else {
+        Ok(Json(serde_json::json!({ "stream_id": id, "predictions": stored })).into_response())
+    }
+}
+
+/// One row per (prediction, rank): `seq,pts,created_ms,queue_us,compute_us,batch_size,rank,
+/// index,label,score`.
+fn csv(predictions: &[StoredPrediction]) -> String {
+    let mut out =
+        String::from("seq,pts,created_ms,queue_us,compute_us,batch_size,rank,index,label,score\n");
+    for p in predictions {
+        for (rank, l) in p.top_k.iter().enumerate() {
+            let label = if l.label.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", l.label.replace('"', "\"\""))
+            } else {
+                l.label.clone()
+            };
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                p.seq,
+                p.pts,
+                p.created_ms,
+                p.queue_us,
+                p.compute_us,
+                p.batch_size,
+                rank + 1,
+                l.index,
+                label,
+                l.score
+            ));
+        }
+    }
+    out
+}
+
+/// `GET /info`: the version, the models, every limit, the store.
+pub async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let models: Vec<ModelView> = app.engine.models().map(ModelView::of).collect();
+    Json(serde_json::json!({
+        "name": "costream",
+        "version": env!("CARGO_PKG_VERSION"),
+        "models": models,
+        "config": app.config,
+        "store": app.store.describe(),
+        "streams_open": app.live.len(),
+        "uptime_s": app.started.elapsed().as_secs(),
+    }))
+}
+
+/// `GET /health/live`: the process answers.
+pub async fn live() -> &'static str {
+    "ok"
+}
+
+/// `GET /health/ready`: 200 while accepting streams, 503 while draining.
+pub async fn ready(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
+    if app.serving() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredLabel;
+
+    #[test]
+    fn csv_has_one_row_per_rank_and_quotes_labels() {
+        let p = StoredPrediction {
+            seq: 4,
+            pts: 160,
+            top_k: vec![
+                StoredLabel {
+                    index: 2,
+                    label: "a, \"b\"".into(),
+                    score: 0.5,
+                },
+                StoredLabel {
+                    index: 0,
+                    label: "c".into(),
+                    score: 0.25,
+                },
+            ],
+            queue_us: 1,
+            compute_us: 2,
+            batch_size: 3,
+            created_ms: 9,
+        };
+        let text = csv(&[p]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "4,160,9,1,2,3,1,2,\"a, \"\"b\"\"\",0.5");
+        assert_eq!(lines[2], "4,160,9,1,2,3,2,0,c,0.25");
+    }
+}

@@ -1,0 +1,150 @@
+//! The costream service: the WebSocket streaming protocol at `/v1/stream`, the HTTP API,
+//! the prediction store, limits, and a graceful drain.
+//!
+//! [`serve`] runs a server on a bound listener until its shutdown signal, then drains:
+//! readiness goes 503 and every stream is told `go_away`; streams that have not ended by the
+//! drain timeout save their state (for `resume`) and close with 1001; the store commits
+//! everything queued before `serve` returns.
+//!
+//! # Layout
+//! - [`config`]: limits and policies.
+//! - [`app`]: the shared state and the server's lifecycle.
+//! - [`session`] (private): one WebSocket connection, the protocol's state machine.
+//! - [`http`]: the HTTP API.
+//! - [`store`]: the prediction store.
+//! - [`live`]: the streams open now.
+//! - [`wire`]: conversions between wire messages and engine types.
+//! - [`error`]: protocol and HTTP errors, close codes.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod live;
+mod session;
+pub mod store;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use app::{App, Lifecycle};
+pub use config::{Limits, QueuePolicy, ServerConfig};
+pub use store::{Store, StoreError};
+
+/// Room a WebSocket message may take beyond `max_frame_bytes` before the connection is
+/// closed (1009) instead of the frame being refused with `FRAME_TOO_LARGE`.
+const HARD_CAP_SLACK: usize = 1 << 20;
+
+/// The routes of a server sharing `app`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/stream", get(upgrade))
+        .route("/v1/models", get(http::models))
+        .route("/v1/streams", get(http::streams))
+        .route("/v1/streams/{id}", get(http::stream))
+        .route("/v1/streams/{id}/predictions", get(http::predictions))
+        .route("/info", get(http::info))
+        .route("/health/live", get(http::live))
+        .route("/health/ready", get(http::ready))
+        .with_state(app)
+}
+
+/// `GET /v1/stream`: upgrades to the streaming protocol.
+async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
+    let cap = app
+        .config
+        .limits
+        .max_frame_bytes
+        .saturating_mul(2)
+        .saturating_add(HARD_CAP_SLACK);
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| session::serve(socket, app))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains (see the crate docs).
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let maintenance = tokio::spawn(maintain(app.clone()));
+    let drained = drain_after(app.clone(), shutdown);
+    let result = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(drained)
+        .await;
+    maintenance.abort();
+    if let Err(e) = app.store.sync().await {
+        tracing::error!(error = %e, "the prediction store did not confirm its last writes");
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Waits for `shutdown`, then drains: 503 and `go_away`; after the drain timeout (or when
+/// every stream has ended) the remaining streams save their state and close.
+async fn drain_after(app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    shutdown.await;
+    let timeout = app.config.drain_timeout;
+    tracing::info!(
+        streams = app.live.len(),
+        timeout_ms = timeout.as_millis() as u64,
+        "draining"
+    );
+    app.lifecycle.send_replace(Lifecycle::Draining {
+        deadline_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    });
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !app.live.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.lifecycle.send_replace(Lifecycle::Closing);
+    // Connections save their streams and close; a stuck one is left to the runtime's end.
+    let _ = tokio::time::timeout(
+        timeout.max(Duration::from_secs(5)),
+        app.connections.all_closed(),
+    )
+    .await;
+}
+
+/// Periodic upkeep: ends streams idle past their model's timeout, and deletes stored
+/// predictions and saved states past their retention.
+async fn maintain(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seconds = 0u64;
+    loop {
+        tick.tick().await;
+        seconds += 1;
+        let engine = app.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.reap_idle()).await;
+        if seconds % 60 == 1 {
+            let now = store::now_ms();
+            let age = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let predictions_before = if app.config.retention.is_zero() {
+                i64::MIN
+            } else {
+                now.saturating_sub(age(app.config.retention))
+            };
+            let parked_before = now.saturating_sub(age(app.config.resume_window));
+            match app.store.purge(predictions_before, parked_before).await {
+                Ok((0, 0)) => {}
+                Ok((predictions, states)) => {
+                    tracing::info!(predictions, states, "deleted past retention");
+                }
+                Err(e) => tracing::error!(error = %e, "retention purge failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The prediction store: every prediction a stream produced, each stream's record, and the
+//! saved state of disconnected streams (for `resume`). Writes are queued to a store thread
+//! and committed in batches, off the streams' path; reads wait for earlier writes.
+//!
+//! # Layout
+//! - this file: the records and the [`Store`] handle (a queue of requests).
+//! - [`sqlite`]: the embedded backend (one SQLite file, or memory).
+
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests waiting for the store thread; writers wait when it falls this far behind.
+const QUEUE: usize = 65_536;
+
+/// One class of a stored prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLabel {
+    /// The class index.
+    pub index: u32,
+    /// The class name.
+    pub label: String,
+    /// Its score.
+    pub score: f32,
+}
+
+/// A stored prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPrediction {
+    /// The frame's sequence number.
+    pub seq: u64,
+    /// The client's timestamp of the frame.
+    pub pts: i64,
+    /// The best classes, best first.
+    pub top_k: Vec<StoredLabel>,
+    /// Time from receipt to the start of its step, in microseconds.
+    pub queue_us: u64,
+    /// Time of its step, in microseconds.
+    pub compute_us: u64,
+    /// Streams stepped together with it.
+    pub batch_size: u32,
+    /// When it was computed, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A stream's frame counts, as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCounts {
+    /// Frames accepted.
+    pub frames_in: u64,
+    /// Frames answered with a prediction.
+    pub predicted: u64,
+    /// Frames consumed while the network filled.
+    pub filling: u64,
+    /// Frames left out by the sampling stride.
+    pub skipped: u64,
+    /// Frames dropped by the queue policy.
+    pub dropped: u64,
+    /// Frames refused.
+    pub rejected: u64,
+}
+
+/// A stream's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its model.
+    pub model: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    /// When it ended or disconnected, if it has.
+    pub ended_ms: Option<i64>,
+    /// Why it ended (`client`, `idle`, `max_duration`, `shutdown`, `abandoned`, or
+    /// `disconnected` while its state waits for a resume).
+    pub end_reason: Option<String>,
+    /// Its frame counts when it ended or disconnected.
+    pub counts: StoredCounts,
+}
+
+/// A disconnected stream's saved state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedStream {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its model.
+    pub model: String,
+    /// Its options, as JSON (the server's own format).
+    pub options: String,
+    /// The engine's snapshot bytes.
+    pub snapshot: Vec<u8>,
+    /// When it was saved, in milliseconds since the Unix epoch.
+    pub parked_ms: i64,
+}
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one the server knows.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or sqlite::memory:")]
+    Url(String),
+    /// The database refused an operation.
+    #[error("database: {0}")]
+    Database(String),
+    /// The store thread has stopped.
+    #[error("the prediction store has stopped")]
+    Stopped,
+}
+
+/// What the store thread is asked to do, in order.
+#[derive(Debug)]
+enum Request {
+    /// Creates a stream's record; answers `false` if the id was ever used.
+    Claim(StreamRecord, oneshot::Sender<Result<bool, StoreError>>),
+    /// Marks a stream live again (after a resume).
+    Reopen(String),
+    /// Records how a stream ended.
+    End {
+        stream_id: String,
+        ended_ms: i64,
+        reason: String,
+        counts: StoredCounts,
+    },
+    /// Stores a prediction.
+    Prediction(String, StoredPrediction),
+    /// Saves a disconnected stream's state.
+    Park(ParkedStream),
+    /// Removes and returns a saved state, if saved at or after `not_before_ms`.
+    TakeParked {
+        stream_id: String,
+        not_before_ms: i64,
+        reply: oneshot::Sender<Result<Option<ParkedStream>, StoreError>>,
+    },
+    /// One stream's record.
+    Stream(
+        String,
+        oneshot::Sender<Result<Option<StreamRecord>, StoreError>>,
+    ),
+    /// A stream's predictions with `from <= seq <= to`, at most `limit`.
+    Predictions {
+        stream_id: String,
+        from: u64,
+        to: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<StoredPrediction>, StoreError>>,
+    },
+    /// Deletes predictions older than `predictions_before_ms` and saved states older than
+    /// `parked_before_ms`; answers how many of each.
+    Purge {
+        predictions_before_ms: i64,
+        parked_before_ms: i64,
+        reply: oneshot::Sender<Result<(usize, usize), StoreError>>,
+    },
+    /// Answers once every earlier request is committed.
+    Sync(oneshot::Sender<()>),
+}
+
+/// The handle to the store thread. Cloning it is cheap; the thread stops when every handle
+/// is gone, after committing what was queued.
+#[derive(Debug, Clone)]
+pub struct Store {
+    requests: mpsc::Sender<Request>,
+    description: String,
+}
+
+impl Store {
+    /// Opens the store `url` names: `sqlite://PATH` (created if missing) or
+    /// `sqlite::memory:`.
+    ///
+    /// # Errors
+    /// [`StoreError::Url`] for another scheme, [`StoreError::Database`] when the database
+    /// cannot be opened or its tables created.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let (requests, queue) = mpsc::channel(QUEUE);
+        let description = sqlite::start(url, queue)?;
+        Ok(Store {
+            requests,
+            description,
+        })
+    }
+
+    /// What the store is (for `/info` and logs), without credentials.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(request(reply)).await?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Creates a stream's record. `Ok(false)` when a stream with this id exists or existed
+    /// (ids are never reused, so stored predictions stay unambiguous).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn claim(&self, record: StreamRecord) -> Result<bool, StoreError> {
+        self.ask(|reply| Request::Claim(record, reply)).await
+    }
+
+    /// Marks a resumed stream live again.
+    ///
+    /// # Errors
+    /// [`StoreError::Stopped`].
+    pub async fn reopen(&self, stream_id: &str) -> Result<(), StoreError> {
+        self.send(Request::Reopen(stream_id.to_string())).await
+    }
+
+    /// Records how a stream ended (or that it disconnected).
+    ///
+    /// # Errors
+    /// [`StoreError::Stopped`].
+    pub async fn end(
+        &self,
+        stream_id: &str,
+        ended_ms: i64,
+        reason: &str,
+        counts: StoredCounts,
+    ) -> Result<(), StoreError> {
+        self.send(Request::End {
+            stream_id: stream_id.to_string(),
+            ended_ms,
+            reason: reason.to_string(),
+            counts,
+        })
+        .await
+    }
+
+    /// Queues a prediction for storage.
+    ///
+    /// # Errors
+    /// [`StoreError::Stopped`].
+    pub async fn prediction(
+        &self,
+        stream_id: &str,
+        prediction: StoredPrediction,
+    ) -> Result<(), StoreError> {
+        self.send(Request::Prediction(stream_id.to_string(), prediction))
+            .await
+    }
+
+    /// Saves a disconnected stream's state (replacing an older one).
+    ///
+    /// # Errors
+    /// [`StoreError::Stopped`].
+    pub async fn park(&self, parked: ParkedStream) -> Result<(), StoreError> {
+        self.send(Request::Park(parked)).await
+    }
+
+    /// Removes and returns a stream's saved state if it was saved at or after
+    /// `not_before_ms` (one caller wins when two resume at once).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn take_parked(
+        &self,
+        stream_id: &str,
+        not_before_ms: i64,
+    ) -> Result<Option<ParkedStream>, StoreError> {
+        self.ask(|reply| Request::TakeParked {
+            stream_id: stream_id.to_string(),
+            not_before_ms,
+            reply,
+        })
+        .await
+    }
+
+    /// A stream's record.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn stream(&self, stream_id: &str) -> Result<Option<StreamRecord>, StoreError> {
+        self.ask(|reply| Request::Stream(stream_id.to_string(), reply))
+            .await
+    }
+
+    /// A stream's predictions with `from <= seq <= to`, in order, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn predictions(
+        &self,
+        stream_id: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPrediction>, StoreError> {
+        self.ask(|reply| Request::Predictions {
+            stream_id: stream_id.to_string(),
+            from,
+            to,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes predictions and saved states older than the given times; returns how many of
+    /// each.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn purge(
+        &self,
+        predictions_before_ms: i64,
+        parked_before_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        self.ask(|reply| Request::Purge {
+            predictions_before_ms,
+            parked_before_ms,
+            reply,
+        })
+        .await
+    }
+
+    /// Waits until every request queued before it is committed.
+    ///
+    /// # Errors
+    /// [`StoreError::Stopped`].
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Sync(reply)).await?;
+        answer.await.map_err(|_| StoreError::Stopped)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

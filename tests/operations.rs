@@ -1,0 +1,385 @@
+//! End to end: the HTTP API, every limit, the queue policies, and the drain on SIGTERM with
+//! a restart that still has every prediction a client received and the saved state.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use costream_continual::TemporalFill;
+use costream_proto::v1::{
+    client_message, server_message::Msg, ErrorCode, Keepalive, Resume, StreamOptions,
+};
+
+const SIZE: usize = 32;
+const SHAPE: [u32; 3] = [3, 32, 32];
+
+fn scores() -> StreamOptions {
+    StreamOptions {
+        top_k: 2,
+        all_scores: true,
+        ..StreamOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_reports_models_limits_health_and_open_streams() {
+    let server = Server::start(
+        "http",
+        &[
+            "--max-streams",
+            "7",
+            "--max-frames-per-second",
+            "90",
+            "--queue-policy",
+            "drop-oldest",
+        ],
+    );
+    let models = server.get_json("/v1/models");
+    let model = &models["models"][0];
+    assert_eq!(model["name"], "cox3d-tiny");
+    assert_eq!(model["frame_shape"], serde_json::json!([3, 32, 32]));
+    assert_eq!(model["classes"], 5);
+    let info = server.get_json("/info");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    let limits = &info["config"]["limits"];
+    assert_eq!(limits["max_streams"], 7);
+    assert_eq!(limits["max_frames_per_second"], 90.0);
+    assert_eq!(limits["queue_policy"], "drop_oldest");
+    assert_eq!(limits["idle_timeout_ms"], 60_000);
+    assert!(info["store"].as_str().unwrap().starts_with("sqlite "));
+    assert_eq!(server.get("/health/live"), (200, "ok".into()));
+    assert_eq!(server.get("/health/ready"), (200, "ready".into()));
+
+    let mut client = Client::connect(&server, Format::Proto).await;
+    let ready = client.start("cox3d-tiny", Some("watched"), scores()).await;
+    assert_eq!(ready.limits.unwrap().max_frames_per_second, 90.0);
+    client
+        .send_tensor(0, 0, frame_values(0, 0, SIZE), SHAPE)
+        .await;
+    assert!(matches!(client.recv().await, Msg::Active(_)));
+    assert!(matches!(client.recv().await, Msg::Filling(_)));
+    let open = server.get_json("/v1/streams");
+    assert_eq!(open["streams"][0]["stream_id"], "watched");
+    assert_eq!(open["streams"][0]["phase"], "active");
+    assert_eq!(open["streams"][0]["counts"]["frames_in"], 1);
+    let one = server.get_json("/v1/streams/watched");
+    assert_eq!(one["state"], "open");
+    assert_eq!(server.get("/v1/streams/unknown").0, 404);
+    let (status, body) = server.get("/v1/streams/watched/predictions?limit=0");
+    assert_eq!(status, 400);
+    assert!(body.contains("limit = 0"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_count_and_frame_rate_limits_refuse_with_their_values() {
+    let server = Server::start(
+        "limits",
+        &["--max-streams", "2", "--max-frames-per-second", "5"],
+    );
+    let mut a = Client::connect(&server, Format::Proto).await;
+    a.start("cox3d-tiny", None, scores()).await;
+    let mut b = Client::connect(&server, Format::Json).await;
+    b.start("cox3d-tiny", None, scores()).await;
+    let mut c = Client::connect(&server, Format::Proto).await;
+    c.send(client_message::Msg::Start(costream_proto::v1::Start {
+        model: "cox3d-tiny".into(),
+        stream_id: None,
+        options: None,
+    }))
+    .await;
+    let (code, message, _) = c.expect_error().await;
+    assert_eq!(code, ErrorCode::Capacity);
+    assert!(message.contains("max_streams = 2"), "{message}");
+
+    // A burst of 12 frames at 5 frames/s: the one-second burst passes, the rest are refused.
+    for t in 0..12 {
+        a.send_tensor(t, 0, frame_values(0, t as usize, SIZE), SHAPE)
+            .await;
+    }
+    let mut limited = Vec::new();
+    let mut answered = 0;
+    while answered + limited.len() < 12 {
+        match a.recv().await {
+            Msg::Error(e) => {
+                assert_eq!(e.code(), ErrorCode::RateLimited);
+                assert!(
+                    e.message.contains("max_frames_per_second = 5"),
+                    "{}",
+                    e.message
+                );
+                limited.push(e.seq.unwrap());
+            }
+            Msg::Filling(_) | Msg::Prediction(_) => answered += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        (5..=6).contains(&answered),
+        "{answered} frames passed the limit"
+    );
+
+    // When a stream ends, its place is free again.
+    b.send(client_message::Msg::End(Default::default())).await;
+    while !matches!(b.recv().await, Msg::Summary(_)) {}
+    let mut d = Client::connect(&server, Format::Proto).await;
+    let mut started = false;
+    for _ in 0..100 {
+        d.send(client_message::Msg::Start(costream_proto::v1::Start {
+            model: "cox3d-tiny".into(),
+            stream_id: None,
+            options: None,
+        }))
+        .await;
+        match d.recv().await {
+            Msg::Ready(_) => {
+                started = true;
+                break;
+            }
+            Msg::Error(e) if e.code() == ErrorCode::Capacity => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(started, "the freed place was never given");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_long_streams_are_closed_with_their_reason() {
+    let server = Server::start(
+        "timeouts",
+        &["--idle-timeout", "1s", "--max-stream-duration", "3s"],
+    );
+    let mut idle = Client::connect(&server, Format::Proto).await;
+    idle.start("cox3d-tiny", Some("sleepy"), scores()).await;
+    idle.send_tensor(0, 0, frame_values(0, 0, SIZE), SHAPE)
+        .await;
+    let started = Instant::now();
+    let (code, message, _) = idle.expect_error().await;
+    assert_eq!(code, ErrorCode::IdleTimeout);
+    assert!(message.contains("idle_timeout_ms = 1000"), "{message}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let Some(Msg::Summary(summary)) = idle.try_recv(ANSWER_TIMEOUT).await else {
+        panic!("expected the summary");
+    };
+    assert_eq!(summary.reason, "disconnected", "its state is kept");
+    assert!(idle.try_recv(ANSWER_TIMEOUT).await.is_none());
+    let close = idle.closed.clone().flatten().unwrap();
+    assert_eq!(u16::from(close.code), 1008);
+    // Its state was kept: it resumes after frame 0.
+    let mut again = Client::connect(&server, Format::Proto).await;
+    again
+        .send(client_message::Msg::Resume(Resume {
+            stream_id: "sleepy".into(),
+            last_seq: Some(0),
+        }))
+        .await;
+    let Msg::Resumed(resumed) = again.recv().await else {
+        panic!("expected resumed");
+    };
+    assert_eq!(resumed.last_seq, Some(0));
+
+    // A stream that keeps its connection alive still ends at its maximum duration.
+    let mut long = Client::connect(&server, Format::Json).await;
+    long.start("cox3d-tiny", None, scores()).await;
+    let started = Instant::now();
+    let mut nonce = 0;
+    let error = loop {
+        nonce += 1;
+        long.send(client_message::Msg::Keepalive(Keepalive { nonce }))
+            .await;
+        if let Some(Msg::Error(e)) = long.try_recv(Duration::from_millis(300)).await {
+            break e;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never ended");
+    };
+    assert_eq!(error.code(), ErrorCode::MaxDuration);
+    assert!(error.fatal);
+    assert!(started.elapsed() >= Duration::from_millis(2900));
+    let summary = loop {
+        match long.recv().await {
+            Msg::Summary(s) => break s,
+            Msg::Keepalive(_) | Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(summary.reason, "max_duration");
+    assert!(long.try_recv(ANSWER_TIMEOUT).await.is_none());
+    assert_eq!(u16::from(long.closed.clone().flatten().unwrap().code), 1008);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_answers_every_frame_once_and_counts_the_drops() {
+    let server = Server::start(
+        "drop-oldest",
+        &[
+            "--queue-policy",
+            "drop-oldest",
+            "--max-queued-frames",
+            "2",
+            "--max-pending-frames",
+            "1",
+        ],
+    );
+    const FRAMES: u64 = 80;
+    let mut client = Client::connect(&server, Format::Proto).await;
+    client.start("cox3d-tiny", None, scores()).await;
+    for t in 0..FRAMES {
+        client
+            .send_tensor(t, 0, frame_values(0, t as usize, SIZE), SHAPE)
+            .await;
+    }
+    let mut answered = Vec::new();
+    let mut dropped = Vec::new();
+    while (answered.len() + dropped.len()) < FRAMES as usize {
+        match client.recv().await {
+            Msg::Filling(f) => answered.push(f.seq),
+            Msg::Prediction(p) => answered.push(p.seq),
+            Msg::Error(e) => {
+                assert_eq!(e.code(), ErrorCode::QueueFull, "{}", e.message);
+                assert!(e.message.contains("max_queued_frames = 2"), "{}", e.message);
+                dropped.push(e.seq.unwrap());
+            }
+            Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        !dropped.is_empty(),
+        "a burst of {FRAMES} frames dropped none"
+    );
+    assert!(answered.windows(2).all(|w| w[0] < w[1]), "answers in order");
+    let mut all: Vec<u64> = answered.iter().chain(&dropped).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..FRAMES).collect::<Vec<_>>(),
+        "every frame answered exactly once"
+    );
+    client
+        .send(client_message::Msg::End(Default::default()))
+        .await;
+    let summary = loop {
+        if let Msg::Summary(s) = client.recv().await {
+            break s;
+        }
+    };
+    assert_eq!(summary.dropped, dropped.len() as u64);
+    assert_eq!(summary.frames_in, answered.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_a_restart_has_every_prediction_and_the_saved_state() {
+    let dir = temp_dir("drain");
+    let mut server = Server::start_in(dir.clone(), &["--drain-timeout", "1500ms"]);
+    let delay = server.get_json("/v1/models")["models"][0]["delay"]
+        .as_u64()
+        .unwrap() as usize;
+    let total = delay + 8;
+    let cut = delay + 4;
+    let mut client = Client::connect(&server, Format::Proto).await;
+    client.start("cox3d-tiny", Some("drained"), scores()).await;
+    for t in 0..cut {
+        client
+            .send_tensor(t as u64, t as i64, frame_values(3, t, SIZE), SHAPE)
+            .await;
+    }
+    let mut received = Vec::new();
+    let mut answered = 0;
+    while answered < cut {
+        match client.recv().await {
+            Msg::Prediction(p) => {
+                received.push((p.seq, p.scores));
+                answered += 1;
+            }
+            Msg::Filling(_) => answered += 1,
+            _ => {}
+        }
+    }
+    assert!(!received.is_empty());
+
+    // SIGTERM: readiness fails, the client is told, and the connection closes with 1001.
+    let address = server.address.clone();
+    let terminated = std::thread::spawn(move || server.terminate(Duration::from_secs(30)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saw_not_ready = false;
+    while Instant::now() < deadline && !saw_not_ready {
+        if let Some((status, _)) = try_http_get(&address, "/health/ready", &[]) {
+            saw_not_ready = status == 503;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_not_ready, "readiness never went 503 during the drain");
+    let go_away = loop {
+        match client.recv().await {
+            Msg::GoAway(g) => break g,
+            Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(go_away.deadline_ms, 1500);
+    let Some(Msg::Summary(summary)) = client.try_recv(ANSWER_TIMEOUT).await else {
+        panic!("expected the summary before the close");
+    };
+    assert_eq!(summary.reason, "disconnected");
+    assert!(client.try_recv(ANSWER_TIMEOUT).await.is_none());
+    assert_eq!(
+        u16::from(client.closed.clone().flatten().unwrap().code),
+        1001
+    );
+    assert!(
+        terminated.join().unwrap(),
+        "the server exits cleanly after the drain"
+    );
+
+    // Restarted on the same database: every prediction the client received is there, and
+    // the stream resumes from its saved state.
+    let server = Server::start_in(dir, &[]);
+    let stored = server.get_json("/v1/streams/drained/predictions");
+    let stored_seqs: Vec<u64> = stored["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect();
+    let received_seqs: Vec<u64> = received.iter().map(|p| p.0).collect();
+    assert_eq!(stored_seqs, received_seqs);
+    let mut resumed = Client::connect(&server, Format::Proto).await;
+    resumed
+        .send(client_message::Msg::Resume(Resume {
+            stream_id: "drained".into(),
+            last_seq: received_seqs.last().copied(),
+        }))
+        .await;
+    let Msg::Resumed(r) = resumed.recv().await else {
+        panic!("expected resumed");
+    };
+    assert_eq!(r.last_seq, Some(cut as u64 - 1));
+    for t in cut..total {
+        resumed
+            .send_tensor(t as u64, t as i64, frame_values(3, t, SIZE), SHAPE)
+            .await;
+    }
+    while received.len() < total - delay {
+        match resumed.recv().await {
+            Msg::Prediction(p) => received.push((p.seq, p.scores)),
+            Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let frames: Vec<Vec<f32>> = (0..total).map(|t| frame_values(3, t, SIZE)).collect();
+    let expected = reference_steps(
+        &reference_network("tiny"),
+        &frames,
+        SIZE,
+        TemporalFill::Zeros,
+    );
+    let streamed: Vec<Vec<f32>> = received.into_iter().map(|p| p.1).collect();
+    let diff = max_diff(&streamed, &expected);
+    assert!(
+        diff <= 1e-5,
+        "across the restart the stream differs by {diff}"
+    );
+}
