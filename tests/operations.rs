@@ -64,6 +64,16 @@ async fn the_http_api_reports_models_limits_health_and_open_streams() {
     assert_eq!(open["streams"][0]["stream_id"], "watched");
     assert_eq!(open["streams"][0]["phase"], "active");
     assert_eq!(open["streams"][0]["counts"]["frames_in"], 1);
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "costream_frames_total{model=\"cox3d-tiny\",result=\"filling\"} 1",
+        "costream_streams{model=\"cox3d-tiny\",phase=\"active\"} 1",
+        "costream_connections 1",
+        "costream_end_to_end_seconds_count{model=\"cox3d-tiny\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
     let one = server.get_json("/v1/streams/watched");
     assert_eq!(one["state"], "open");
     assert_eq!(server.get("/v1/streams/unknown").0, 404);
@@ -382,4 +392,104 @@ async fn sigterm_drains_and_a_restart_has_every_prediction_and_the_saved_state()
         diff <= 1e-5,
         "across the restart the stream differs by {diff}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_streams_and_the_api_and_quotas_hold() {
+    const ALICE: &str = "0123456789abcdef";
+    const BOB: &str = "fedcba9876543210";
+    let keys = format!("alice:{ALICE}:1,bob:{BOB}");
+    let server = Server::start("auth", &["--api-keys", &keys]);
+
+    // No key, or a wrong one: refused in the protocol, then closed with 1008.
+    for token in [None, Some("0123456789abcdeX")] {
+        let mut client = Client::connect_with(&server, Format::Proto, token).await;
+        let (code, message, _) = client.expect_error().await;
+        assert_eq!(code, ErrorCode::Unauthenticated, "{message}");
+        assert!(client.try_recv(ANSWER_TIMEOUT).await.is_none());
+        assert_eq!(
+            u16::from(client.closed.clone().flatten().unwrap().code),
+            1008
+        );
+    }
+    let (status, body) = server.get("/v1/models");
+    assert_eq!(status, 401);
+    assert!(body.contains("unauthenticated"), "{body}");
+    let bearer = format!("Bearer {ALICE}");
+    assert_eq!(
+        server
+            .get_with("/v1/models", &[("Authorization", &bearer)])
+            .0,
+        200
+    );
+    assert_eq!(server.get("/health/live").0, 200);
+
+    // Alice's quota is one stream.
+    let mut alice = Client::connect_with(&server, Format::Proto, Some(ALICE)).await;
+    alice.start("cox3d-tiny", Some("alice-1"), scores()).await;
+    let mut again = Client::connect_with(&server, Format::Proto, Some(ALICE)).await;
+    again
+        .send(client_message::Msg::Start(costream_proto::v1::Start {
+            model: "cox3d-tiny".into(),
+            stream_id: None,
+            options: None,
+        }))
+        .await;
+    let (code, message, _) = again.expect_error().await;
+    assert_eq!(code, ErrorCode::QuotaExceeded);
+    assert!(message.contains("quota max_streams = 1"), "{message}");
+    again.ping(1).await;
+
+    // Bob (key in the URL, as a browser sends it) sees none of Alice's streams.
+    let url = format!("{}?access_token={BOB}", server.ws_url());
+    let mut bob = Client::connect_request(url, Format::Json).await;
+    bob.start("cox3d-tiny", Some("bob-1"), scores()).await;
+    let bob_bearer = format!("Bearer {BOB}");
+    let listed = server
+        .get_with("/v1/streams", &[("Authorization", &bob_bearer)])
+        .1;
+    assert!(
+        listed.contains("bob-1") && !listed.contains("alice-1"),
+        "{listed}"
+    );
+    assert_eq!(
+        server
+            .get_with("/v1/streams/alice-1", &[("Authorization", &bob_bearer)])
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .get_with("/v1/streams/alice-1", &[("Authorization", &bearer)])
+            .0,
+        200
+    );
+    alice.drop_connection().await;
+    let mut thief = Client::connect_with(&server, Format::Proto, Some(BOB)).await;
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        thief
+            .send(client_message::Msg::Resume(Resume {
+                stream_id: "alice-1".into(),
+                last_seq: None,
+            }))
+            .await;
+        match thief.recv().await {
+            Msg::StateLost(_) => break,
+            Msg::Error(e) if e.code() == ErrorCode::BadStreamId => {
+                assert!(Instant::now() < deadline);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("another key's stream must not resume: {other:?}"),
+        }
+    }
+    // Alice herself can.
+    let mut owner = Client::connect_with(&server, Format::Proto, Some(ALICE)).await;
+    owner
+        .send(client_message::Msg::Resume(Resume {
+            stream_id: "alice-1".into(),
+            last_seq: None,
+        }))
+        .await;
+    assert!(matches!(owner.recv().await, Msg::Resumed(_)));
 }

@@ -238,7 +238,27 @@ pub struct Client {
 impl Client {
     /// Connects to `server`.
     pub async fn connect(server: &Server, format: Format) -> Client {
-        let (socket, _) = tokio_tungstenite::connect_async(server.ws_url())
+        Client::connect_with(server, format, None).await
+    }
+
+    /// Connects to `server` with an API key in the `Authorization` header.
+    pub async fn connect_with(server: &Server, format: Format, token: Option<&str>) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = server.ws_url().into_client_request().unwrap();
+        if let Some(token) = token {
+            request
+                .headers_mut()
+                .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        Client::connect_request(request, format).await
+    }
+
+    /// Connects with a prepared handshake request (a URL with a query, headers).
+    pub async fn connect_request(
+        request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+        format: Format,
+    ) -> Client {
+        let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("the WebSocket handshake succeeds");
         Client {

@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use costream_engine::{
     BatchPolicy, DeviceSpec, Engine, EngineConfig, Family, ModelConfig, SlotPolicy, WeightsSource,
 };
+use costream_server::auth::ApiKey;
 use costream_server::{App, Limits, QueuePolicy, ServerConfig, Store};
 use tokio::net::TcpListener;
 
@@ -118,6 +119,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "COSTREAM_DEFAULT_TOP_K", default_value_t = 5)]
     default_top_k: u32,
 
+    /// A file of API keys, one `NAME:TOKEN[:MAX_STREAMS]` per line; with keys, every stream
+    /// and `/v1` request needs `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "COSTREAM_API_KEYS_FILE")]
+    api_keys_file: Option<PathBuf>,
+
+    /// API keys as `NAME:TOKEN[:MAX_STREAMS]`, comma-separated (added to --api-keys-file).
+    #[arg(long, env = "COSTREAM_API_KEYS", hide_env_values = true)]
+    api_keys: Option<String>,
+
     /// Log format on standard error.
     #[arg(long, env = "COSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -186,6 +196,16 @@ impl ServeArgs {
                 return Err(format!("{flag} = 0: use at least 1"));
             }
         }
+        let mut keys = String::new();
+        if let Some(path) = &self.api_keys_file {
+            keys = std::fs::read_to_string(path)
+                .map_err(|e| format!("--api-keys-file {}: {e}", path.display()))?;
+        }
+        if let Some(more) = &self.api_keys {
+            keys.push('\n');
+            keys.push_str(more);
+        }
+        let api_keys = ApiKey::parse_list(&keys).map_err(|e| format!("API keys: {e}"))?;
         if self.idle_timeout.is_zero() {
             return Err("--idle-timeout = 0: use a positive duration".into());
         }
@@ -206,6 +226,7 @@ impl ServeArgs {
             drain_timeout: self.drain_timeout,
             retention: self.retention,
             default_top_k: self.default_top_k,
+            api_keys,
         })
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::ServerConfig;
 use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Where the server is in its life; connections watch it.
@@ -41,6 +42,8 @@ pub struct App {
     pub lifecycle: watch::Sender<Lifecycle>,
     /// WebSocket connections open now, and a signal when one closes.
     pub connections: Connections,
+    /// What `/metrics` exports.
+    pub metrics: Metrics,
     /// When the server started.
     pub started: Instant,
 }
@@ -56,6 +59,7 @@ impl App {
             config,
             lifecycle: watch::channel(Lifecycle::Serving).0,
             connections: Connections::default(),
+            metrics: Metrics::new(),
             started: Instant::now(),
         }
     }
@@ -101,6 +105,7 @@ impl ConnectionGuard {
     /// Counts a connection of `app` until the guard is dropped.
     pub fn new(app: Arc<App>) -> ConnectionGuard {
         app.connections.open.fetch_add(1, Ordering::SeqCst);
+        app.metrics.connection(1);
         ConnectionGuard { app }
     }
 }
@@ -108,6 +113,7 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.app.connections.open.fetch_sub(1, Ordering::SeqCst);
+        self.app.metrics.connection(-1);
         self.app.connections.closed.notify_waiters();
     }
 }

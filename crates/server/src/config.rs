@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::auth::ApiKey;
+
 /// What happens to a frame that arrives while its stream has `max_pending_frames` frames
 /// unanswered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +95,8 @@ pub struct ServerConfig {
     pub retention: Duration,
     /// Labels per prediction when a stream does not say.
     pub default_top_k: u32,
+    /// API keys (names and quotas shown, tokens never); none: the server is open.
+    pub api_keys: Vec<ApiKey>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             retention: Duration::from_secs(7 * 24 * 3600),
             default_top_k: 5,
+            api_keys: Vec::new(),
         }
     }
 }

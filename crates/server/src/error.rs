@@ -60,10 +60,9 @@ impl ProtocolError {
     /// The close code that follows this error, or `None` if the connection stays open.
     pub fn close_code(&self) -> Option<u16> {
         match self.code {
-            ErrorCode::Unauthenticated
-            | ErrorCode::QuotaExceeded
-            | ErrorCode::MaxDuration
-            | ErrorCode::IdleTimeout => Some(close::POLICY),
+            ErrorCode::Unauthenticated | ErrorCode::MaxDuration | ErrorCode::IdleTimeout => {
+                Some(close::POLICY)
+            }
             ErrorCode::ShuttingDown => Some(close::GOING_AWAY),
             ErrorCode::Internal => Some(close::INTERNAL),
             ErrorCode::Unspecified
@@ -77,7 +76,8 @@ impl ProtocolError {
             | ErrorCode::BadSeq
             | ErrorCode::FrameTooLarge
             | ErrorCode::RateLimited
-            | ErrorCode::QueueFull => None,
+            | ErrorCode::QueueFull
+            | ErrorCode::QuotaExceeded => None,
         }
     }
 
@@ -140,6 +140,15 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
+            message: message.into(),
+        }
+    }
+
+    /// 401 for a missing or invalid API key.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
             message: message.into(),
         }
     }

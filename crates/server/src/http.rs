@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,6 +11,7 @@ use costream_engine::ModelInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::live::LiveView;
 use crate::store::{StoredPrediction, StreamRecord};
@@ -88,9 +89,12 @@ pub async fn models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "models": models }))
 }
 
-/// `GET /v1/streams`: the streams open now.
-pub async fn streams(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "streams": app.live.list() }))
+/// `GET /v1/streams`: the caller's streams open now.
+pub async fn streams(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "streams": app.live.list_owned(&principal.name) }))
 }
 
 /// A stream as `GET /v1/streams/{id}` shows it.
@@ -109,14 +113,15 @@ pub enum StreamView {
 /// 404 for a stream this server never ran; 500 when the store fails.
 pub async fn stream(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<StreamView>, ApiError> {
-    if let Some(live) = app.live.get(&id) {
+    if let Some(live) = app.live.get_owned(&id, &principal.name) {
         return Ok(Json(StreamView::Open(live)));
     }
     match app.store.stream(&id).await {
-        Ok(Some(record)) => Ok(Json(StreamView::Stored(record))),
-        Ok(None) => Err(ApiError::not_found(format!(
+        Ok(Some(record)) if principal.owns(&record.owner) => Ok(Json(StreamView::Stored(record))),
+        Ok(_) => Err(ApiError::not_found(format!(
             "no stream `{id}` on this server"
         ))),
         Err(e) => Err(ApiError::internal(e.to_string())),
@@ -142,6 +147,7 @@ pub struct PredictionsQuery {
 /// 400 for a bad range or format, 404 for an unknown stream, 500 when the store fails.
 pub async fn predictions(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     Query(query): Query<PredictionsQuery>,
     headers: HeaderMap,
@@ -172,13 +178,12 @@ pub async fn predictions(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let known = app.live.get(&id).is_some()
-        || app
-            .store
-            .stream(&id)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .is_some();
+    let known = app
+        .store
+        .stream(&id)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .is_some_and(|r| principal.owns(&r.owner));
     if !known {
         return Err(ApiError::not_found(format!(
             "no stream `{id}` on this server"
@@ -241,6 +246,21 @@ pub async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
         "streams_open": app.live.len(),
         "uptime_s": app.started.elapsed().as_secs(),
     }))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app
+        .metrics
+        .encode(&app.live, app.engine.models().map(|m| m.name.as_str()));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// `GET /health/live`: the process answers.

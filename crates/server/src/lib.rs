@@ -9,19 +9,23 @@
 //! # Layout
 //! - [`config`]: limits and policies.
 //! - [`app`]: the shared state and the server's lifecycle.
+//! - [`auth`]: API keys and stream quotas.
 //! - [`session`] (private): one WebSocket connection, the protocol's state machine.
 //! - [`http`]: the HTTP API.
 //! - [`store`]: the prediction store.
 //! - [`live`]: the streams open now.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`wire`]: conversions between wire messages and engine types.
 //! - [`error`]: protocol and HTTP errors, close codes.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod live;
+pub mod metrics;
 mod session;
 pub mod store;
 pub mod wire;
@@ -30,8 +34,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
+use std::collections::HashMap;
+
+use axum::extract::{Query, Request, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -46,20 +54,48 @@ const HARD_CAP_SLACK: usize = 1 << 20;
 
 /// The routes of a server sharing `app`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/v1/stream", get(upgrade))
+    // The HTTP API needs a key when keys are configured; the WebSocket answers a missing key
+    // in the protocol (browsers cannot read an HTTP refusal of an upgrade).
+    let api = Router::new()
         .route("/v1/models", get(http::models))
         .route("/v1/streams", get(http::streams))
         .route("/v1/streams/{id}", get(http::stream))
         .route("/v1/streams/{id}/predictions", get(http::predictions))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_key));
+    Router::new()
+        .route("/v1/stream", get(upgrade))
+        .merge(api)
         .route("/info", get(http::info))
         .route("/health/live", get(http::live))
         .route("/health/ready", get(http::ready))
+        .route("/metrics", get(http::metrics))
         .with_state(app)
 }
 
+/// Authenticates an HTTP API request and hands its [`auth::Principal`] to the handler.
+async fn require_key(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth::authenticate(&app.config.api_keys, request.headers(), &query) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(e) => error::ApiError::unauthorized(e.to_string()).into_response(),
+    }
+}
+
 /// `GET /v1/stream`: upgrades to the streaming protocol.
-async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let principal = auth::authenticate(&app.config.api_keys, &headers, &query);
     let cap = app
         .config
         .limits
@@ -68,7 +104,7 @@ async fn upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response 
         .saturating_add(HARD_CAP_SLACK);
     ws.max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| session::serve(socket, app))
+        .on_upgrade(move |socket| session::serve(socket, app, principal))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains (see the crate docs).

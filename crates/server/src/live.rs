@@ -59,6 +59,7 @@ pub enum Phase {
 /// One open stream.
 #[derive(Debug)]
 struct Entry {
+    owner: String,
     model: String,
     started_ms: i64,
     phase: Arc<AtomicU8>,
@@ -87,6 +88,8 @@ pub struct Live {
     streams: Mutex<HashMap<String, Entry>>,
     admitted: AtomicUsize,
     max_streams: usize,
+    /// Places taken per API key name.
+    per_owner: Mutex<HashMap<String, usize>>,
 }
 
 /// A place among `max_streams`, held while a connection opens or runs a stream; dropping
@@ -94,6 +97,7 @@ pub struct Live {
 #[derive(Debug)]
 pub struct Admission {
     live: Arc<Live>,
+    owner: String,
     listed: Option<String>,
 }
 
@@ -104,6 +108,7 @@ impl Live {
             streams: Mutex::new(HashMap::new()),
             admitted: AtomicUsize::new(0),
             max_streams,
+            per_owner: Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,24 +118,50 @@ impl Live {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes a place, or says that `max_streams` are open.
+    /// Takes a place for a stream of `owner` (an API key's name, or empty), or says which
+    /// limit is reached: the server's `max_streams` or the key's `quota`.
     ///
     /// # Errors
-    /// A message naming the limit and its value.
-    pub fn admit(self: &Arc<Self>) -> Result<Admission, String> {
+    /// `(quota, message)`: whether the key's quota (not the server's limit) refused, and a
+    /// message naming the limit and its value.
+    pub fn admit(
+        self: &Arc<Self>,
+        owner: &str,
+        quota: Option<usize>,
+    ) -> Result<Admission, (bool, String)> {
+        let mut per_owner = self
+            .per_owner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = per_owner.get(owner).copied().unwrap_or(0);
+        if let Some(quota) = quota.filter(|&q| mine >= q) {
+            return Err((
+                true,
+                format!(
+                    "API key `{owner}` has {mine} streams open, its quota max_streams = {quota}"
+                ),
+            ));
+        }
         let taken = self
             .admitted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < self.max_streams).then_some(n + 1)
             });
         match taken {
-            Ok(_) => Ok(Admission {
-                live: self.clone(),
-                listed: None,
-            }),
-            Err(n) => Err(format!(
-                "max_streams = {} reached ({n} streams open); try again later",
-                self.max_streams
+            Ok(_) => {
+                *per_owner.entry(owner.to_string()).or_default() += 1;
+                Ok(Admission {
+                    live: self.clone(),
+                    owner: owner.to_string(),
+                    listed: None,
+                })
+            }
+            Err(n) => Err((
+                false,
+                format!(
+                    "max_streams = {} reached ({n} streams open); try again later",
+                    self.max_streams
+                ),
             )),
         }
     }
@@ -147,7 +178,21 @@ impl Live {
 
     /// Every open stream, by id.
     pub fn list(&self) -> Vec<LiveView> {
-        let mut views: Vec<LiveView> = self.streams().iter().map(|(id, e)| view(id, e)).collect();
+        self.list_where(|_| true)
+    }
+
+    /// The open streams of `owner`, by id.
+    pub fn list_owned(&self, owner: &str) -> Vec<LiveView> {
+        self.list_where(|e| e.owner == owner)
+    }
+
+    fn list_where(&self, keep: impl Fn(&Entry) -> bool) -> Vec<LiveView> {
+        let mut views: Vec<LiveView> = self
+            .streams()
+            .iter()
+            .filter(|(_, e)| keep(e))
+            .map(|(id, e)| view(id, e))
+            .collect();
         views.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
         views
     }
@@ -155,6 +200,14 @@ impl Live {
     /// One open stream.
     pub fn get(&self, stream_id: &str) -> Option<LiveView> {
         self.streams().get(stream_id).map(|e| view(stream_id, e))
+    }
+
+    /// One open stream of `owner`.
+    pub fn get_owned(&self, stream_id: &str, owner: &str) -> Option<LiveView> {
+        self.streams()
+            .get(stream_id)
+            .filter(|e| e.owner == owner)
+            .map(|e| view(stream_id, e))
     }
 }
 
@@ -186,6 +239,7 @@ impl Admission {
         self.live.streams().insert(
             id.clone(),
             Entry {
+                owner: self.owner.clone(),
                 model: handle.model().name.clone(),
                 started_ms,
                 phase: phase.clone(),
@@ -204,6 +258,17 @@ impl Drop for Admission {
             self.live.streams().remove(&id);
         }
         self.live.admitted.fetch_sub(1, Ordering::SeqCst);
+        let mut per_owner = self
+            .live
+            .per_owner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = per_owner.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                per_owner.remove(&self.owner);
+            }
+        }
     }
 }
 
@@ -213,12 +278,18 @@ mod tests {
 
     #[test]
     fn admission_stops_at_the_limit_and_frees_on_drop() {
-        let live = Arc::new(Live::new(2));
-        let a = live.admit().unwrap();
-        let _b = live.admit().unwrap();
-        let refused = live.admit().unwrap_err();
-        assert!(refused.contains("max_streams = 2"), "{refused}");
+        let live = Arc::new(Live::new(3));
+        let a = live.admit("", None).unwrap();
+        let _b = live.admit("k", Some(1)).unwrap();
+        let (quota, refused) = live.admit("k", Some(1)).unwrap_err();
+        assert!(
+            quota && refused.contains("quota max_streams = 1"),
+            "{refused}"
+        );
+        let _c = live.admit("", None).unwrap();
+        let (quota, refused) = live.admit("", None).unwrap_err();
+        assert!(!quota && refused.contains("max_streams = 3"), "{refused}");
         drop(a);
-        assert!(live.admit().is_ok());
+        assert!(live.admit("", None).is_ok());
     }
 }

@@ -30,26 +30,50 @@ use tokio::task::JoinHandle;
 use self::outbox::Outbox;
 use self::stream::{OpenStream, Queued};
 use crate::app::{App, ConnectionGuard, Lifecycle};
+use crate::auth::{AuthError, Principal};
 use crate::error::{close, ProtocolError};
 use crate::live::ServerCounts;
 use crate::store::now_ms;
 use crate::wire::{self, message};
 
-/// Serves one WebSocket connection until it closes.
-pub(crate) async fn serve(socket: WebSocket, app: Arc<App>) {
+/// Serves one WebSocket connection until it closes; a connection without a valid API key
+/// (when keys are configured) is answered `UNAUTHENTICATED` and closed.
+pub(crate) async fn serve(
+    socket: WebSocket,
+    app: Arc<App>,
+    principal: Result<Principal, AuthError>,
+) {
     let _guard = ConnectionGuard::new(app.clone());
     let (sink, incoming) = socket.split();
     let (out, queue) = Outbox::new();
     let writer = tokio::spawn(outbox::write_loop(sink, queue));
     let lifecycle = app.lifecycle.subscribe();
-    let connection = Connection {
-        app,
-        out,
-        stream: None,
-        lifecycle,
-    };
     let mut incoming = incoming;
-    connection.run(&mut incoming).await;
+    match principal {
+        Ok(principal) => {
+            let connection = Connection {
+                app,
+                out,
+                principal,
+                stream: None,
+                lifecycle,
+            };
+            connection.run(&mut incoming).await;
+        }
+        Err(e) => {
+            // Answer in the format of the client's first message, if it sends one at once.
+            if let Ok(Some(Ok(Message::Text(_)))) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), incoming.next()).await
+            {
+                out.set_format(WireFormat::Json);
+            }
+            app.metrics.error(ErrorCode::Unauthenticated.as_str_name());
+            let error = ProtocolError::new(ErrorCode::Unauthenticated, e.to_string());
+            out.send(&error.to_message()).await;
+            out.close(close::POLICY, "unauthenticated").await;
+            drop(out);
+        }
+    }
     // Finish the close handshake: let the writer send what is queued and the close frame,
     // then read (and drop) what the client still sends until its close, so that unread input
     // does not make the kernel reset the connection before the client has read our answers.
@@ -73,6 +97,7 @@ const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
 struct Connection {
     app: Arc<App>,
     out: Outbox,
+    principal: Principal,
     stream: Option<OpenStream>,
     lifecycle: watch::Receiver<Lifecycle>,
 }
@@ -157,7 +182,7 @@ impl Connection {
                         ErrorCode::IdleTimeout,
                         format!("idle_timeout_ms = {} passed without a message; the stream's state is kept for resume", limit.as_millis()),
                     );
-                    self.out.send(&error.to_message()).await;
+                    self.send_errors(vec![error]).await;
                     self.save_and_close(forwarder, close::POLICY, "idle timeout").await;
                     return;
                 }
@@ -167,7 +192,7 @@ impl Connection {
                         ErrorCode::MaxDuration,
                         format!("max_stream_duration_ms = {} reached; the stream ends", limit.as_millis()),
                     );
-                    self.out.send(&error.to_message()).await;
+                    self.send_errors(vec![error]).await;
                     if let Some(stream) = &mut self.stream {
                         stream.end_now();
                     }
@@ -201,6 +226,7 @@ impl Connection {
             );
             if let Some(stream) = &self.stream {
                 ServerCounts::bump(&stream.counts.rejected);
+                stream.metrics.rejected();
             }
             self.send_errors(vec![error]).await;
             return Next::Continue;
@@ -266,7 +292,7 @@ impl Connection {
             .await;
             return Next::Stop;
         }
-        match open::open(&self.app, request, &self.out).await {
+        match open::open(&self.app, request, &self.principal, &self.out).await {
             Ok(Some((stream, task))) => {
                 self.stream = Some(stream);
                 Next::Opened(task)
@@ -285,6 +311,7 @@ impl Connection {
     }
 
     async fn on_frame(&mut self, frame: v1::Frame) {
+        let received = Instant::now();
         let seq = frame.seq;
         let Some(stream) = self.stream.as_mut().filter(|s| !s.ending) else {
             let error = ProtocolError::frame(
@@ -303,6 +330,7 @@ impl Connection {
             Ok(p) => p,
             Err(error) => {
                 ServerCounts::bump(&stream.counts.rejected);
+                stream.metrics.rejected();
                 self.send_errors(vec![error]).await;
                 return;
             }
@@ -316,9 +344,12 @@ impl Connection {
         let errors = match prepared {
             Ok(Ok(prepared)) => {
                 stream.intake.accepted(seq);
-                stream.enqueue(Queued::Frame(prepared, frame.pts))
+                stream.enqueue(Queued::Frame(prepared, frame.pts, received))
             }
-            Ok(Err(e)) => vec![crate::error::submit_error(seq, &e)],
+            Ok(Err(e)) => {
+                stream.metrics.rejected();
+                vec![crate::error::submit_error(seq, &e)]
+            }
             Err(e) => vec![ProtocolError::frame(
                 ErrorCode::Internal,
                 seq,
@@ -344,12 +375,14 @@ impl Connection {
 
     async fn send_errors(&self, errors: Vec<ProtocolError>) {
         for error in errors {
+            self.app.metrics.error(error.code.as_str_name());
             self.out.send(&error.to_message()).await;
         }
     }
 
     /// Sends a fatal error and closes with its code.
     async fn fatal(&self, error: ProtocolError) {
+        self.app.metrics.error(error.code.as_str_name());
         self.out.send(&error.to_message()).await;
         let code = error.close_code().unwrap_or(close::PROTOCOL);
         self.out.close(code, &error.message).await;

@@ -12,6 +12,7 @@ use super::outbox::Outbox;
 use super::stream::{OpenStream, StreamSetup};
 use super::Forwarder;
 use crate::app::App;
+use crate::auth::Principal;
 use crate::error::ProtocolError;
 use crate::live::{Admission, ServerCounts};
 use crate::store::{now_ms, ParkedStream, StoreError, StreamRecord};
@@ -34,17 +35,19 @@ pub(super) enum Request {
 pub(super) async fn open(
     app: &Arc<App>,
     request: Request,
+    principal: &Principal,
     out: &Outbox,
 ) -> Result<Option<(OpenStream, Forwarder)>, ProtocolError> {
     match request {
-        Request::Start(start) => self::start(app, start, out).await.map(Some),
-        Request::Resume(resume) => self::resume(app, resume, out).await,
+        Request::Start(start) => self::start(app, start, principal, out).await.map(Some),
+        Request::Resume(resume) => self::resume(app, resume, principal, out).await,
     }
 }
 
 async fn start(
     app: &Arc<App>,
     start: v1::Start,
+    principal: &Principal,
     out: &Outbox,
 ) -> Result<(OpenStream, Forwarder), ProtocolError> {
     let model = app.engine.model(&start.model).ok_or_else(|| {
@@ -61,7 +64,7 @@ async fn start(
     let options =
         EffectiveOptions::resolve(start.options.as_ref(), model, app.config.default_top_k)
             .map_err(|m| ProtocolError::new(ErrorCode::BadOptions, m))?;
-    let admission = admit(app)?;
+    let admission = admit(app, principal)?;
     let handle = app
         .engine
         .open_async(
@@ -76,6 +79,7 @@ async fn start(
         .await?;
     let record = StreamRecord {
         stream_id: handle.id().to_string(),
+        owner: principal.name.clone(),
         model: model.name.clone(),
         started_ms: now_ms(),
         ended_ms: None,
@@ -101,7 +105,7 @@ async fn start(
         options: Some(options.to_wire()),
     });
     out.send(&message(ready)).await;
-    let setup = setup(app, options, None, admission);
+    let setup = setup(app, &model.name, options, None, admission);
     Ok(OpenStream::start(
         handle,
         setup,
@@ -113,6 +117,7 @@ async fn start(
 async fn resume(
     app: &Arc<App>,
     resume: v1::Resume,
+    principal: &Principal,
     out: &Outbox,
 ) -> Result<Option<(OpenStream, Forwarder)>, ProtocolError> {
     let id = resume.stream_id;
@@ -125,15 +130,21 @@ async fn resume(
             ),
         ));
     }
-    let admission = admit(app)?;
+    let admission = admit(app, principal)?;
     let window = app.config.resume_window;
     let not_before = now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-    let Some(parked) = app
-        .store
-        .take_parked(&id, not_before)
-        .await
-        .map_err(store_fault)?
-    else {
+    // Another key's stream is answered as if it did not exist.
+    let record = app.store.stream(&id).await.map_err(store_fault)?;
+    let owned = record.as_ref().is_some_and(|r| principal.owns(&r.owner));
+    let parked = if owned {
+        app.store
+            .take_parked(&id, not_before)
+            .await
+            .map_err(store_fault)?
+    } else {
+        None
+    };
+    let Some(parked) = parked else {
         let reason = format!(
             "no saved state for stream `{id}`: it never ran here, it ended, it was resumed \
              already, or it was saved more than resume_window_ms = {} ago",
@@ -186,13 +197,7 @@ async fn resume(
             return Err(e.into());
         }
     };
-    let base = app
-        .store
-        .stream(&id)
-        .await
-        .map_err(store_fault)?
-        .map(|r| r.counts)
-        .unwrap_or_default();
+    let base = record.map(|r| r.counts).unwrap_or_default();
     app.store.reopen(&id).await.map_err(store_fault)?;
     let replayed = replay(app, out, &id, resume.last_seq, state_last_seq).await?;
     let resumed = Msg::Resumed(v1::Resumed {
@@ -204,7 +209,7 @@ async fn resume(
         options: Some(options.to_wire()),
     });
     out.send(&message(resumed)).await;
-    let setup = setup(app, options, state_last_seq, admission);
+    let setup = setup(app, &model.name, options, state_last_seq, admission);
     *setup
         .counts
         .base
@@ -281,10 +286,17 @@ async fn state_lost(out: &Outbox, id: &str, reason: String) {
     out.send(&message(lost)).await;
 }
 
-fn admit(app: &Arc<App>) -> Result<Admission, ProtocolError> {
+fn admit(app: &Arc<App>, principal: &Principal) -> Result<Admission, ProtocolError> {
     app.live
-        .admit()
-        .map_err(|m| ProtocolError::new(ErrorCode::Capacity, m))
+        .admit(&principal.name, principal.max_streams)
+        .map_err(|(quota, m)| {
+            let code = if quota {
+                ErrorCode::QuotaExceeded
+            } else {
+                ErrorCode::Capacity
+            };
+            ProtocolError::new(code, m)
+        })
 }
 
 fn store_fault(e: StoreError) -> ProtocolError {
@@ -293,6 +305,7 @@ fn store_fault(e: StoreError) -> ProtocolError {
 
 fn setup(
     app: &App,
+    model: &str,
     options: EffectiveOptions,
     last_seq: Option<u64>,
     admission: Admission,
@@ -307,6 +320,7 @@ fn setup(
         policy: limits.queue_policy,
         max_queued: limits.max_queued_frames,
         admission,
+        metrics: app.metrics.model(model),
     }
 }
 

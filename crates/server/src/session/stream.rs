@@ -17,14 +17,15 @@ use super::outbox::Outbox;
 use crate::config::QueuePolicy;
 use crate::error::{submit_error, ProtocolError};
 use crate::live::{Admission, Phase, ServerCounts};
+use crate::metrics::ModelMetrics;
 use crate::store::{now_ms, Store, StoredPrediction};
 use crate::wire::{self, message, EffectiveOptions};
 
 /// Something the client sent that the engine has not taken yet.
 #[derive(Debug)]
 pub(super) enum Queued {
-    /// A decoded frame and its timestamp.
-    Frame(PreparedFrame, i64),
+    /// A decoded frame, its timestamp, and when its message arrived.
+    Frame(PreparedFrame, i64, Instant),
     /// `flush`.
     Flush,
     /// `reset`.
@@ -33,9 +34,9 @@ pub(super) enum Queued {
     End,
 }
 
-/// Timestamps of the frames handed to the engine, in order; the forwarder pops one per
-/// answered frame.
-pub(super) type Timestamps = Arc<Mutex<VecDeque<(u64, i64)>>>;
+/// Sequence numbers, timestamps and arrival times of the frames handed to the engine, in
+/// order; the forwarder pops one per answered frame.
+pub(super) type Timestamps = Arc<Mutex<VecDeque<(u64, i64, Instant)>>>;
 
 /// The stream a connection runs.
 #[derive(Debug)]
@@ -54,6 +55,8 @@ pub(super) struct OpenStream {
     pub(super) ending: bool,
     /// Signalled each time the engine answers an item (a place frees).
     pub(super) answered: Arc<Notify>,
+    /// The model's metrics.
+    pub(super) metrics: ModelMetrics,
     queue: VecDeque<Queued>,
     timestamps: Timestamps,
     policy: QueuePolicy,
@@ -72,6 +75,7 @@ pub(super) struct StreamSetup {
     pub(super) policy: QueuePolicy,
     pub(super) max_queued: usize,
     pub(super) admission: Admission,
+    pub(super) metrics: ModelMetrics,
 }
 
 impl OpenStream {
@@ -96,6 +100,7 @@ impl OpenStream {
             timestamps: timestamps.clone(),
             answered: answered.clone(),
             phase,
+            metrics: setup.metrics.clone(),
         };
         let task = tokio::spawn(forwarder.run());
         let stream = OpenStream {
@@ -106,6 +111,7 @@ impl OpenStream {
             deadline: setup.deadline,
             ending: false,
             answered,
+            metrics: setup.metrics,
             queue: VecDeque::new(),
             timestamps,
             policy: setup.policy,
@@ -147,8 +153,9 @@ impl OpenStream {
                     .iter()
                     .position(|q| matches!(q, Queued::Frame(..)))
                 {
-                    if let Some(Queued::Frame(dropped, _)) = self.queue.remove(at) {
+                    if let Some(Queued::Frame(dropped, ..)) = self.queue.remove(at) {
                         ServerCounts::bump(&self.counts.dropped);
+                        self.metrics.dropped();
                         errors.push(ProtocolError::frame(
                             ErrorCode::QueueFull,
                             dropped.seq,
@@ -174,14 +181,15 @@ impl OpenStream {
             let sent = match front {
                 Queued::Frame(..) if !self.handle.has_room() => break,
                 Queued::Frame(..) => {
-                    let Some(Queued::Frame(frame, pts)) = self.queue.pop_front() else {
+                    let Some(Queued::Frame(frame, pts, received)) = self.queue.pop_front() else {
                         unreachable!("the front was a frame");
                     };
                     let seq = frame.seq;
-                    self.timestamps().push_back((seq, pts));
+                    self.timestamps().push_back((seq, pts, received));
                     let result = self.handle.submit_prepared(frame);
                     if let Err(e) = &result {
                         self.timestamps().pop_back();
+                        self.metrics.rejected();
                         errors.push(submit_error(seq, e));
                     }
                     continue;
@@ -207,7 +215,7 @@ impl OpenStream {
         errors
     }
 
-    fn timestamps(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, i64)>> {
+    fn timestamps(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, i64, Instant)>> {
         self.timestamps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -233,6 +241,7 @@ struct Forwarder {
     timestamps: Timestamps,
     answered: Arc<Notify>,
     phase: Arc<AtomicU8>,
+    metrics: ModelMetrics,
 }
 
 impl Forwarder {
@@ -250,7 +259,9 @@ impl Forwarder {
                     Msg::Active(v1::Active {})
                 }
                 StreamEvent::Prediction(p) => {
-                    let pts = self.pts_of(p.seq);
+                    let (pts, received) = self.arrival_of(p.seq);
+                    self.metrics.predicted(p.queued, p.compute, p.batch_size);
+                    self.metrics.answered(received.elapsed());
                     let top_k = wire::top_k(self.handle.model(), &p.scores, self.options.top_k);
                     let stored = StoredPrediction {
                         seq: p.seq,
@@ -279,14 +290,18 @@ impl Forwarder {
                     }
                     message
                 }
-                StreamEvent::Filling { seq } => Msg::Filling(v1::Filling {
-                    seq,
-                    pts: self.pts_of(seq),
-                }),
-                StreamEvent::Skipped { seq } => Msg::Skipped(v1::Skipped {
-                    seq,
-                    pts: self.pts_of(seq),
-                }),
+                StreamEvent::Filling { seq } => {
+                    let (pts, received) = self.arrival_of(seq);
+                    self.metrics.filling();
+                    self.metrics.answered(received.elapsed());
+                    Msg::Filling(v1::Filling { seq, pts })
+                }
+                StreamEvent::Skipped { seq } => {
+                    let (pts, received) = self.arrival_of(seq);
+                    self.metrics.skipped();
+                    self.metrics.answered(received.elapsed());
+                    Msg::Skipped(v1::Skipped { seq, pts })
+                }
                 StreamEvent::Flushed { predictions } => Msg::Flushed(v1::Flushed {
                     predictions: predictions
                         .into_iter()
@@ -317,15 +332,16 @@ impl Forwarder {
         None
     }
 
-    /// The timestamp of answered frame `seq` (frames are answered in the order handed over).
-    fn pts_of(&self, seq: u64) -> i64 {
+    /// The timestamp and arrival time of answered frame `seq` (frames are answered in the
+    /// order handed over).
+    fn arrival_of(&self, seq: u64) -> (i64, Instant) {
         let mut timestamps = self
             .timestamps
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        while let Some((front, pts)) = timestamps.pop_front() {
+        while let Some((front, pts, received)) = timestamps.pop_front() {
             if front == seq {
-                return pts;
+                return (pts, received);
             }
             tracing::error!(
                 expected = front,
@@ -333,6 +349,6 @@ impl Forwarder {
                 "frames answered out of order; this is a bug"
             );
         }
-        0
+        (0, Instant::now())
     }
 }

@@ -66,6 +66,8 @@ pub struct StoredCounts {
 pub struct StreamRecord {
     /// The stream's id.
     pub stream_id: String,
+    /// The API key that started it (empty on an open server).
+    pub owner: String,
     /// Its model.
     pub model: String,
     /// When it started, in milliseconds since the Unix epoch.

@@ -12,6 +12,7 @@ const BATCH: usize = 4096;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
     stream_id  TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL DEFAULT '',
     model      TEXT NOT NULL,
     started_ms INTEGER NOT NULL,
     ended_ms   INTEGER,
@@ -208,10 +209,10 @@ fn seq_param(seq: u64) -> i64 {
 fn claim(connection: &Connection, r: &StreamRecord) -> rusqlite::Result<bool> {
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO streams (stream_id, model, started_ms) VALUES (?1, ?2, ?3)
+            "INSERT INTO streams (stream_id, owner, model, started_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (stream_id) DO NOTHING",
         )?
-        .execute(params![r.stream_id, r.model, r.started_ms])?;
+        .execute(params![r.stream_id, r.owner, r.model, r.started_ms])?;
     Ok(inserted == 1)
 }
 
@@ -307,23 +308,24 @@ fn stream(connection: &Connection, stream_id: &str) -> rusqlite::Result<Option<S
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     connection
         .prepare_cached(
-            "SELECT stream_id, model, started_ms, ended_ms, end_reason, frames_in, predicted,
-             filling, skipped, dropped, rejected FROM streams WHERE stream_id = ?1",
+            "SELECT stream_id, owner, model, started_ms, ended_ms, end_reason, frames_in,
+             predicted, filling, skipped, dropped, rejected FROM streams WHERE stream_id = ?1",
         )?
         .query_row(params![stream_id], |row| {
             Ok(StreamRecord {
                 stream_id: row.get(0)?,
-                model: row.get(1)?,
-                started_ms: row.get(2)?,
-                ended_ms: row.get(3)?,
-                end_reason: row.get(4)?,
+                owner: row.get(1)?,
+                model: row.get(2)?,
+                started_ms: row.get(3)?,
+                ended_ms: row.get(4)?,
+                end_reason: row.get(5)?,
                 counts: StoredCounts {
-                    frames_in: n(row.get(5)?),
-                    predicted: n(row.get(6)?),
-                    filling: n(row.get(7)?),
-                    skipped: n(row.get(8)?),
-                    dropped: n(row.get(9)?),
-                    rejected: n(row.get(10)?),
+                    frames_in: n(row.get(6)?),
+                    predicted: n(row.get(7)?),
+                    filling: n(row.get(8)?),
+                    skipped: n(row.get(9)?),
+                    dropped: n(row.get(10)?),
+                    rejected: n(row.get(11)?),
                 },
             })
         })
@@ -392,6 +394,7 @@ mod tests {
     fn record(id: &str) -> StreamRecord {
         StreamRecord {
             stream_id: id.into(),
+            owner: String::new(),
             model: "m".into(),
             started_ms: 1,
             ended_ms: None,
