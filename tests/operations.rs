@@ -493,3 +493,93 @@ async fn api_keys_guard_streams_and_the_api_and_quotas_hold() {
         .await;
     assert!(matches!(owner.recv().await, Msg::Resumed(_)));
 }
+
+/// Streams `frames` of stream `stream` from `from` on, and returns the scores of the
+/// predictions among their answers.
+async fn stream_on(
+    client: &mut Client,
+    stream: usize,
+    frames: std::ops::Range<usize>,
+) -> Vec<Vec<f32>> {
+    let n = frames.len();
+    for t in frames {
+        client
+            .send_tensor(t as u64, t as i64, frame_values(stream, t, SIZE), SHAPE)
+            .await;
+    }
+    let mut scores = Vec::new();
+    let mut answered = 0;
+    while answered < n {
+        match client.recv().await {
+            Msg::Prediction(p) => {
+                scores.push(p.scores);
+                answered += 1;
+            }
+            Msg::Filling(_) => answered += 1,
+            Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    scores
+}
+
+/// Two servers share one PostgreSQL database: a stream drained from the first resumes on the
+/// second with bit-identical predictions, and the second serves the first one's stored
+/// predictions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a PostgreSQL server: set COSTREAM_TEST_POSTGRES_URL (.ci/run does)"]
+async fn two_servers_sharing_postgres_hand_a_stream_over_bit_identically() {
+    let url = std::env::var("COSTREAM_TEST_POSTGRES_URL")
+        .expect("COSTREAM_TEST_POSTGRES_URL names a PostgreSQL database");
+    let run = std::process::id();
+    let moving = format!("moving-{run}");
+    let staying = format!("staying-{run}");
+    let mut first = Server::start(
+        "pg-first",
+        &["--database-url", &url, "--drain-timeout", "500ms"],
+    );
+    let second = Server::start("pg-second", &["--database-url", &url]);
+    let delay = first.get_json("/v1/models")["models"][0]["delay"]
+        .as_u64()
+        .unwrap() as usize;
+    let (cut, total) = (delay + 3, delay + 9);
+
+    let mut client = Client::connect(&first, Format::Proto).await;
+    client.start("cox3d-tiny", Some(&moving), scores()).await;
+    let mut moved = stream_on(&mut client, 5, 0..cut).await;
+    assert!(
+        first.terminate(Duration::from_secs(30)),
+        "the first server drains cleanly"
+    );
+
+    let mut resumed = Client::connect(&second, Format::Proto).await;
+    resumed
+        .send(client_message::Msg::Resume(Resume {
+            stream_id: moving.clone(),
+            last_seq: Some(cut as u64 - 1),
+        }))
+        .await;
+    let Msg::Resumed(r) = resumed.recv().await else {
+        panic!("expected resumed on the second server");
+    };
+    assert_eq!(r.last_seq, Some(cut as u64 - 1));
+    moved.extend(stream_on(&mut resumed, 5, cut..total).await);
+
+    let mut reference = Client::connect(&second, Format::Proto).await;
+    reference
+        .start("cox3d-tiny", Some(&staying), scores())
+        .await;
+    let expected = stream_on(&mut reference, 5, 0..total).await;
+    assert_eq!(moved.len(), expected.len());
+    assert!(!moved.is_empty());
+    assert_eq!(
+        moved, expected,
+        "the handed-over stream differs from one that stayed"
+    );
+
+    let stored = second.get_json(&format!("/v1/streams/{moving}/predictions"));
+    assert_eq!(
+        stored["predictions"].as_array().unwrap().len(),
+        expected.len()
+    );
+}

@@ -4,8 +4,12 @@
 //!
 //! # Layout
 //! - this file: the records and the [`Store`] handle (a queue of requests).
-//! - [`sqlite`]: the embedded backend (one SQLite file, or memory).
+//! - `backend`: what a database does, and the store thread's batching loop.
+//! - `sqlite`: the embedded backend (one SQLite file, or memory), the default.
+//! - `postgres`: the shared backend, for servers that hand streams to each other.
 
+mod backend;
+mod postgres;
 mod sqlite;
 
 use serde::{Deserialize, Serialize};
@@ -100,7 +104,7 @@ pub struct ParkedStream {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is not one the server knows.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH or sqlite::memory:")]
+    #[error("unsupported database URL `{0}`: use sqlite://PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")]
     Url(String),
     /// The database refused an operation.
     #[error("database: {0}")]
@@ -167,15 +171,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store `url` names: `sqlite://PATH` (created if missing) or
-    /// `sqlite::memory:`.
+    /// Opens the store `url` names: `sqlite://PATH` (created if missing),
+    /// `sqlite::memory:`, or `postgres://…` (a server's database; tables created if missing).
+    /// Call it outside an async runtime's worker threads (it connects synchronously).
     ///
     /// # Errors
     /// [`StoreError::Url`] for another scheme, [`StoreError::Database`] when the database
     /// cannot be opened or its tables created.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let (requests, queue) = mpsc::channel(QUEUE);
-        let description = sqlite::start(url, queue)?;
+        let description = if postgres::handles(url) {
+            postgres::start(url, queue)?
+        } else {
+            sqlite::start(url, queue)?
+        };
         Ok(Store {
             requests,
             description,
@@ -343,4 +352,107 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    fn prediction(seq: u64, created_ms: i64) -> StoredPrediction {
+        StoredPrediction {
+            seq,
+            pts: seq as i64 * 40,
+            top_k: vec![StoredLabel {
+                index: 1,
+                label: "wave".into(),
+                score: 0.5,
+            }],
+            queue_us: 10,
+            compute_us: 20,
+            batch_size: 2,
+            created_ms,
+        }
+    }
+
+    fn record(id: &str) -> StreamRecord {
+        StreamRecord {
+            stream_id: id.into(),
+            owner: String::new(),
+            model: "m".into(),
+            started_ms: 1,
+            ended_ms: None,
+            end_reason: None,
+            counts: StoredCounts::default(),
+        }
+    }
+
+    /// Checks a store's behaviour; ids start with `prefix` (a shared database keeps them).
+    pub(super) async fn exercise(store: Store, prefix: &str) {
+        let a = format!("{prefix}-a");
+        let a = a.as_str();
+        assert!(store.claim(record(a)).await.unwrap());
+        assert!(
+            !store.claim(record(a)).await.unwrap(),
+            "ids are never reused"
+        );
+        for seq in [3, 1, 2, 5] {
+            store.prediction(a, prediction(seq, 100)).await.unwrap();
+        }
+        let got = store.predictions(a, 2, 4, 10).await.unwrap();
+        assert_eq!(got, vec![prediction(2, 100), prediction(3, 100)]);
+        assert_eq!(store.predictions(a, 0, u64::MAX, 2).await.unwrap().len(), 2);
+
+        let counts = StoredCounts {
+            frames_in: 4,
+            predicted: 4,
+            ..StoredCounts::default()
+        };
+        store.end(a, 9, "client", counts).await.unwrap();
+        let stored = store.stream(a).await.unwrap().unwrap();
+        assert_eq!(stored.end_reason.as_deref(), Some("client"));
+        assert_eq!(stored.counts, counts);
+        assert_eq!(store.stream(&format!("{prefix}-b")).await.unwrap(), None);
+
+        let parked = ParkedStream {
+            stream_id: a.into(),
+            model: "m".into(),
+            options: "{}".into(),
+            snapshot: vec![1, 2, 3],
+            parked_ms: 50,
+        };
+        store.park(parked.clone()).await.unwrap();
+        assert_eq!(store.take_parked(a, 60).await.unwrap(), None, "expired");
+        assert_eq!(store.take_parked(a, 40).await.unwrap(), Some(parked));
+        assert_eq!(store.take_parked(a, 40).await.unwrap(), None, "taken once");
+
+        store.prediction(a, prediction(9, 10)).await.unwrap();
+        let (purged, _) = store.purge(50, 0).await.unwrap();
+        assert!(purged >= 1, "the old prediction is deleted");
+        assert_eq!(store.predictions(a, 9, 9, 10).await.unwrap(), vec![]);
+        assert_eq!(
+            store.predictions(a, 1, 1, 10).await.unwrap().len(),
+            1,
+            "recent kept"
+        );
+    }
+
+    /// The PostgreSQL backend against a real server: `COSTREAM_TEST_POSTGRES_URL` names
+    /// its database (`.ci/run` starts one; `tools/postgres/start.sh` does it by hand).
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs a PostgreSQL server: set COSTREAM_TEST_POSTGRES_URL (.ci/run does)"]
+    async fn postgres_stores_and_queries_like_sqlite() {
+        let url = std::env::var("COSTREAM_TEST_POSTGRES_URL")
+            .expect("COSTREAM_TEST_POSTGRES_URL names a PostgreSQL database");
+        let store = tokio::task::spawn_blocking(move || Store::open(&url))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store.describe().starts_with("postgres "),
+            "{}",
+            store.describe()
+        );
+        let prefix = format!("pg-{}", now_ms());
+        exercise(store, &prefix).await;
+    }
 }

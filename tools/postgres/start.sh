@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL server for the tests (trust authentication, loopback only)
+# and prints its URL; `tools/postgres/start.sh DIR PORT`, stop with `pg_ctl -D DIR/data stop`.
+# Uses Debian's postgresql package (apt-get install postgresql) or initdb on the PATH; as
+# root it runs the server as the `postgres` user.
+set -euo pipefail
+dir="${1:-/tmp/costream-postgres}"
+port="${2:-55432}"
+
+bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    bin="$(dirname "$(command -v initdb)")"
+fi
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+if [ -f "$dir/data/postmaster.pid" ]; then
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+fi
+rm -rf "$dir"
+mkdir -p "$dir"
+if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust >/dev/null
+as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+echo "postgres://postgres@127.0.0.1:$port/postgres"
