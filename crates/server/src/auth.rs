@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap};
 use serde::Serialize;
 
 /// One API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// The key's name, for logs, `/info` and stream ownership (never the token).
     pub name: String,

@@ -9,7 +9,7 @@ use crate::auth::ApiKey;
 
 /// What happens to a frame that arrives while its stream has `max_pending_frames` frames
 /// unanswered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QueuePolicy {
     /// Stop reading the connection until an answer frees a place (back-pressure reaches the
@@ -45,7 +45,7 @@ impl std::str::FromStr for QueuePolicy {
 }
 
 /// Per-stream and per-server limits.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Streams open at once on this server (all models).
     pub max_streams: usize,
@@ -59,9 +59,11 @@ pub struct Limits {
     pub max_queued_frames: usize,
     /// A connection that sends nothing (not even a keepalive) this long is closed.
     #[serde(rename = "idle_timeout_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub idle_timeout: Duration,
     /// A stream is ended this long after it started (zero: no limit).
     #[serde(rename = "max_stream_duration_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub max_stream_duration: Duration,
 }
 
@@ -80,18 +82,21 @@ impl Default for Limits {
 }
 
 /// Everything the service needs besides the engine and the store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServerConfig {
     /// Per-stream and per-server limits.
     pub limits: Limits,
     /// How long a disconnected stream's state is kept for `resume`.
     #[serde(rename = "resume_window_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub resume_window: Duration,
     /// How long a drain waits for streams to finish before closing them.
     #[serde(rename = "drain_timeout_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub drain_timeout: Duration,
     /// Stored predictions older than this are deleted (zero: kept forever).
     #[serde(rename = "retention_ms", serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub retention: Duration,
     /// Labels per prediction when a stream does not say.
     pub default_top_k: u32,

@@ -9,10 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use costream_engine::ModelInfo;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::live::LiveView;
 use crate::store::{StoredPrediction, StreamRecord};
 
@@ -20,7 +23,7 @@ use crate::store::{StoredPrediction, StreamRecord};
 pub const MAX_PREDICTIONS_PER_QUERY: usize = 100_000;
 
 /// A served model as `GET /v1/models` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ModelView {
     /// The name clients ask for.
     pub name: String,
@@ -83,22 +86,47 @@ impl ModelView {
     }
 }
 
+/// The answer of `GET /v1/models`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsBody {
+    /// Every served model, in configuration order.
+    pub models: Vec<ModelView>,
+}
+
 /// `GET /v1/models`.
-pub async fn models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let models: Vec<ModelView> = app.engine.models().map(ModelView::of).collect();
-    Json(serde_json::json!({ "models": models }))
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, description = "The served models", body = ModelsBody),
+               (status = 401, description = "No valid API key", body = ErrorBody)),
+    security((), ("api_key" = [])))]
+pub async fn models(State(app): State<Arc<App>>) -> Json<ModelsBody> {
+    Json(ModelsBody {
+        models: app.engine.models().map(ModelView::of).collect(),
+    })
+}
+
+/// The answer of `GET /v1/streams`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamsBody {
+    /// The caller's open streams, by id.
+    pub streams: Vec<LiveView>,
 }
 
 /// `GET /v1/streams`: the caller's streams open now.
+#[utoipa::path(get, path = "/v1/streams", tag = "streams",
+    responses((status = 200, description = "The caller's open streams", body = StreamsBody),
+               (status = 401, description = "No valid API key", body = ErrorBody)),
+    security((), ("api_key" = [])))]
 pub async fn streams(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
-) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "streams": app.live.list_owned(&principal.name) }))
+) -> Json<StreamsBody> {
+    Json(StreamsBody {
+        streams: app.live.list_owned(&principal.name),
+    })
 }
 
 /// A stream as `GET /v1/streams/{id}` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum StreamView {
     /// Open on this server now.
@@ -111,6 +139,12 @@ pub enum StreamView {
 ///
 /// # Errors
 /// 404 for a stream this server never ran; 500 when the store fails.
+#[utoipa::path(get, path = "/v1/streams/{id}", tag = "streams",
+    params(("id" = String, Path, description = "The stream's id")),
+    responses((status = 200, description = "The stream, open or stored", body = StreamView),
+               (status = 404, description = "No such stream of the caller", body = ErrorBody),
+               (status = 401, description = "No valid API key", body = ErrorBody)),
+    security((), ("api_key" = [])))]
 pub async fn stream(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
@@ -129,7 +163,8 @@ pub async fn stream(
 }
 
 /// The query of `GET /v1/streams/{id}/predictions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PredictionsQuery {
     /// The first sequence number (default 0).
     pub from: Option<u64>,
@@ -145,6 +180,14 @@ pub struct PredictionsQuery {
 ///
 /// # Errors
 /// 400 for a bad range or format, 404 for an unknown stream, 500 when the store fails.
+#[utoipa::path(get, path = "/v1/streams/{id}/predictions", tag = "streams",
+    params(("id" = String, Path, description = "The stream's id"), PredictionsQuery),
+    responses((status = 200, description = "Stored predictions in sequence order (JSON, or CSV with one row per rank)",
+               content((PredictionsBody = "application/json"), (String = "text/csv"))),
+               (status = 400, description = "A bad range, limit or format", body = ErrorBody),
+               (status = 404, description = "No such stream of the caller", body = ErrorBody),
+               (status = 401, description = "No valid API key", body = ErrorBody)),
+    security((), ("api_key" = [])))]
 pub async fn predictions(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
@@ -200,8 +243,21 @@ pub async fn predictions(
         let body = csv(&stored);
         Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
     } else {
-        Ok(Json(serde_json::json!({ "stream_id": id, "predictions": stored })).into_response())
+        Ok(Json(PredictionsBody {
+            stream_id: id,
+            predictions: stored,
+        })
+        .into_response())
     }
+}
+
+/// The JSON answer of `GET /v1/streams/{id}/predictions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PredictionsBody {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its stored predictions in the range, by sequence number.
+    pub predictions: Vec<StoredPrediction>,
 }
 
 /// One row per (prediction, rank): `seq,pts,created_ms,queue_us,compute_us,batch_size,rank,
@@ -234,21 +290,43 @@ fn csv(predictions: &[StoredPrediction]) -> String {
     out
 }
 
+/// The answer of `GET /info`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InfoBody {
+    /// `costream`.
+    pub name: &'static str,
+    /// The server's version.
+    pub version: &'static str,
+    /// The served models.
+    pub models: Vec<ModelView>,
+    /// Every limit and policy.
+    pub config: ServerConfig,
+    /// The prediction store (no credentials).
+    pub store: String,
+    /// Streams open now.
+    pub streams_open: usize,
+    /// Seconds since start-up.
+    pub uptime_s: u64,
+}
+
 /// `GET /info`: the version, the models, every limit, the store.
-pub async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let models: Vec<ModelView> = app.engine.models().map(ModelView::of).collect();
-    Json(serde_json::json!({
-        "name": "costream",
-        "version": env!("CARGO_PKG_VERSION"),
-        "models": models,
-        "config": app.config,
-        "store": app.store.describe(),
-        "streams_open": app.live.len(),
-        "uptime_s": app.started.elapsed().as_secs(),
-    }))
+#[utoipa::path(get, path = "/info", tag = "operations",
+    responses((status = 200, description = "Version, models, limits and store", body = InfoBody)))]
+pub async fn info(State(app): State<Arc<App>>) -> Json<InfoBody> {
+    Json(InfoBody {
+        name: "costream",
+        version: env!("CARGO_PKG_VERSION"),
+        models: app.engine.models().map(ModelView::of).collect(),
+        config: app.config.clone(),
+        store: app.store.describe().to_string(),
+        streams_open: app.live.len(),
+        uptime_s: app.started.elapsed().as_secs(),
+    })
 }
 
 /// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String)))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app
         .metrics
@@ -264,11 +342,16 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /health/live`: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "The process answers", body = String)))]
 pub async fn live() -> &'static str {
     "ok"
 }
 
 /// `GET /health/ready`: 200 while accepting streams, 503 while draining.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, description = "Accepting streams", body = String),
+              (status = 503, description = "Draining", body = String)))]
 pub async fn ready(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
     if app.serving() {
         (StatusCode::OK, "ready")

@@ -15,6 +15,7 @@
 //! - [`store`]: the prediction store.
 //! - [`live`]: the streams open now.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`openapi`]: the API's OpenAPI description and `/docs`.
 //! - [`wire`]: conversions between wire messages and engine types.
 //! - [`error`]: protocol and HTTP errors, close codes.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -26,6 +27,7 @@ pub mod error;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 mod session;
 pub mod store;
 pub mod wire;
@@ -63,12 +65,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/streams/{id}/predictions", get(http::predictions))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_key));
     Router::new()
-        .route("/v1/stream", get(upgrade))
+        .route("/v1/stream", get(stream_socket))
         .merge(api)
         .route("/info", get(http::info))
         .route("/health/live", get(http::live))
         .route("/health/ready", get(http::ready))
         .route("/metrics", get(http::metrics))
+        .route("/docs", get(openapi::page))
+        .route("/docs/openapi.json", get(openapi::spec))
         .with_state(app)
 }
 
@@ -89,7 +93,15 @@ async fn require_key(
 }
 
 /// `GET /v1/stream`: upgrades to the streaming protocol.
-async fn upgrade(
+#[utoipa::path(get, path = "/v1/stream", tag = "streaming",
+    description = "Upgrades to a WebSocket carrying one stream: ClientMessage and ServerMessage \
+        of proto/costream.proto as protobuf in binary frames or canonical JSON in text frames \
+        (docs/protocol.md). With API keys configured, send `Authorization: Bearer TOKEN` or \
+        `?access_token=TOKEN`; a missing or invalid key is answered UNAUTHENTICATED in the protocol.",
+    params(("access_token" = Option<String>, Query, description = "An API key, for clients that cannot set headers")),
+    responses((status = 101, description = "Switching to the WebSocket protocol")),
+    security((), ("api_key" = [])))]
+async fn stream_socket(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,

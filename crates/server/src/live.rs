@@ -47,7 +47,7 @@ impl ServerCounts {
 }
 
 /// Where a stream is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Waiting for a state slot.
@@ -68,7 +68,7 @@ struct Entry {
 }
 
 /// A stream as `GET /v1/streams` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LiveView {
     /// The stream's id.
     pub stream_id: String,

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 65_536;
 
 /// One class of a stored prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredLabel {
     /// The class index.
     pub index: u32,
@@ -30,7 +30,7 @@ pub struct StoredLabel {
 }
 
 /// A stored prediction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredPrediction {
     /// The frame's sequence number.
     pub seq: u64,
@@ -49,7 +49,7 @@ pub struct StoredPrediction {
 }
 
 /// A stream's frame counts, as stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredCounts {
     /// Frames accepted.
     pub frames_in: u64,
@@ -66,7 +66,7 @@ pub struct StoredCounts {
 }
 
 /// A stream's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamRecord {
     /// The stream's id.
     pub stream_id: String,
