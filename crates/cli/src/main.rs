@@ -2,8 +2,10 @@
 //!
 //! - `costream serve`: serves models over WebSocket and HTTP; with no flags, a built-in
 //!   default model on the CPU (see [`serve`]).
+//! - `costream bench`: concurrent fixed-rate streams against a server (see [`bench`]).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bench;
 mod duration;
 mod serve;
 
@@ -23,12 +25,16 @@ struct Cli {
 enum Command {
     /// Serve models: WebSocket streaming at /v1/stream, the HTTP API, stored predictions.
     Serve(Box<serve::ServeArgs>),
+    /// Measure a running server: N concurrent streams at a fixed frame rate; answers per
+    /// second, drops, and send-to-answer latency with and without the model's step.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,7 @@ use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -130,6 +131,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(maintain(app.clone()));
     let drained = drain_after(app.clone(), shutdown);
+    // Answers are small writes right after small reads: without TCP_NODELAY, Nagle's
+    // algorithm and the client's delayed ACK hold each answer until the next frame arrives.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(drained)
         .await;
