@@ -131,6 +131,10 @@ impl Connection {
         }
         loop {
             let can_read = self.stream.as_ref().is_none_or(OpenStream::can_read);
+            if !can_read {
+                // The idle clock restarts once the connection is read again.
+                idle_deadline = tokio::time::Instant::now() + idle;
+            }
             let answered = self
                 .stream
                 .as_ref()
@@ -176,7 +180,8 @@ impl Connection {
                         Next::Stop => return,
                     }
                 }
-                () = tokio::time::sleep_until(idle_deadline) => {
+                // While the connection is not read (back-pressure), the client is not idle.
+                () = tokio::time::sleep_until(idle_deadline), if can_read => {
                     let limit = self.app.config.limits.idle_timeout;
                     let error = ProtocolError::new(
                         ErrorCode::IdleTimeout,
