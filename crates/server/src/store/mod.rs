@@ -7,9 +7,11 @@
 //! - `backend`: what a database does, and the store thread's batching loop.
 //! - `sqlite`: the embedded backend (one SQLite file, or memory), the default.
 //! - `postgres`: the shared backend, for servers that hand streams to each other.
+//! - `sql`: the statements both backends run.
 
 mod backend;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ use postgres::{Client, NoTls, Statement};
 use tokio::sync::mpsc;
 
 use super::backend::{count, top_k_text, unsigned, Backend};
+use super::sql;
 use super::{ParkedStream, Request, StoreError, StoredCounts, StoredPrediction, StreamRecord};
 
 const SCHEMA: &str = "
@@ -128,46 +129,14 @@ impl Postgres {
         schema.commit().map_err(text)?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(text);
         Ok(Postgres {
-            claim: prepare(
-                "INSERT INTO streams (stream_id, owner, model, started_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (stream_id) DO NOTHING",
-            )?,
-            reopen: prepare(
-                "UPDATE streams SET ended_ms = NULL, end_reason = NULL WHERE stream_id = $1",
-            )?,
-            end: prepare(
-                "UPDATE streams SET ended_ms = $2, end_reason = $3, frames_in = $4, predicted = $5,
-                 filling = $6, skipped = $7, dropped = $8, rejected = $9 WHERE stream_id = $1",
-            )?,
-            insert: prepare(
-                "INSERT INTO predictions
-                 (stream_id, seq, pts, top_k, queue_us, compute_us, batch_size, created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (stream_id, seq) DO UPDATE SET pts = EXCLUDED.pts,
-                 top_k = EXCLUDED.top_k, queue_us = EXCLUDED.queue_us,
-                 compute_us = EXCLUDED.compute_us, batch_size = EXCLUDED.batch_size,
-                 created_ms = EXCLUDED.created_ms",
-            )?,
-            park: prepare(
-                "INSERT INTO parked (stream_id, model, options, snapshot, parked_ms)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (stream_id) DO UPDATE SET model = EXCLUDED.model,
-                 options = EXCLUDED.options, snapshot = EXCLUDED.snapshot,
-                 parked_ms = EXCLUDED.parked_ms",
-            )?,
-            take_parked: prepare(
-                "DELETE FROM parked WHERE stream_id = $1 AND parked_ms >= $2
-                 RETURNING stream_id, model, options, snapshot, parked_ms",
-            )?,
-            stream: prepare(
-                "SELECT stream_id, owner, model, started_ms, ended_ms, end_reason, frames_in,
-                 predicted, filling, skipped, dropped, rejected FROM streams WHERE stream_id = $1",
-            )?,
-            predictions: prepare(
-                "SELECT seq, pts, top_k, queue_us, compute_us, batch_size, created_ms
-                 FROM predictions WHERE stream_id = $1 AND seq >= $2 AND seq <= $3
-                 ORDER BY seq LIMIT $4",
-            )?,
+            claim: prepare(sql::CLAIM)?,
+            reopen: prepare(sql::REOPEN)?,
+            end: prepare(sql::END)?,
+            insert: prepare(sql::INSERT)?,
+            park: prepare(sql::PARK)?,
+            take_parked: prepare(sql::TAKE_PARKED)?,
+            stream: prepare(sql::STREAM)?,
+            predictions: prepare(sql::PREDICTIONS)?,
             client,
         })
     }
@@ -335,17 +304,11 @@ impl Backend for Postgres {
     ) -> Result<(usize, usize), String> {
         let predictions = self
             .client
-            .execute(
-                "DELETE FROM predictions WHERE created_ms < $1",
-                &[&predictions_before_ms],
-            )
+            .execute(sql::PURGE_PREDICTIONS, &[&predictions_before_ms])
             .map_err(text)?;
         let parked = self
             .client
-            .execute(
-                "DELETE FROM parked WHERE parked_ms < $1",
-                &[&parked_before_ms],
-            )
+            .execute(sql::PURGE_PARKED, &[&parked_before_ms])
             .map_err(text)?;
         let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok((size(predictions), size(parked)))

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
 use super::backend::{count, top_k_text, unsigned, Backend};
+use super::sql::{self, for_sqlite};
 use super::{ParkedStream, Request, StoreError, StoredCounts, StoredPrediction, StreamRecord};
 
 const SCHEMA: &str = "
@@ -87,10 +88,7 @@ impl Backend for Sqlite {
     fn claim(&mut self, r: &StreamRecord) -> Result<bool, String> {
         let inserted = self
             .0
-            .prepare_cached(
-                "INSERT INTO streams (stream_id, owner, model, started_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (stream_id) DO NOTHING",
-            )
+            .prepare_cached(&for_sqlite(sql::CLAIM))
             .and_then(|mut s| s.execute(params![r.stream_id, r.owner, r.model, r.started_ms]))
             .map_err(text)?;
         Ok(inserted == 1)
@@ -98,9 +96,7 @@ impl Backend for Sqlite {
 
     fn reopen(&mut self, stream_id: &str) -> Result<(), String> {
         self.0
-            .prepare_cached(
-                "UPDATE streams SET ended_ms = NULL, end_reason = NULL WHERE stream_id = ?1",
-            )
+            .prepare_cached(&for_sqlite(sql::REOPEN))
             .and_then(|mut s| s.execute(params![stream_id]))
             .map(drop)
             .map_err(text)
@@ -114,10 +110,7 @@ impl Backend for Sqlite {
         c: StoredCounts,
     ) -> Result<(), String> {
         self.0
-            .prepare_cached(
-                "UPDATE streams SET ended_ms = ?2, end_reason = ?3, frames_in = ?4, predicted = ?5,
-                 filling = ?6, skipped = ?7, dropped = ?8, rejected = ?9 WHERE stream_id = ?1",
-            )
+            .prepare_cached(&for_sqlite(sql::END))
             .and_then(|mut s| {
                 s.execute(params![
                     stream_id,
@@ -137,11 +130,7 @@ impl Backend for Sqlite {
 
     fn insert(&mut self, stream_id: &str, p: &StoredPrediction) -> Result<(), String> {
         self.0
-            .prepare_cached(
-                "INSERT OR REPLACE INTO predictions
-                 (stream_id, seq, pts, top_k, queue_us, compute_us, batch_size, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
+            .prepare_cached(&for_sqlite(sql::INSERT))
             .and_then(|mut s| {
                 s.execute(params![
                     stream_id,
@@ -160,10 +149,7 @@ impl Backend for Sqlite {
 
     fn park(&mut self, p: &ParkedStream) -> Result<(), String> {
         self.0
-            .prepare_cached(
-                "INSERT OR REPLACE INTO parked (stream_id, model, options, snapshot, parked_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
+            .prepare_cached(&for_sqlite(sql::PARK))
             .and_then(|mut s| {
                 s.execute(params![
                     p.stream_id,
@@ -183,10 +169,7 @@ impl Backend for Sqlite {
         not_before_ms: i64,
     ) -> Result<Option<ParkedStream>, String> {
         self.0
-            .prepare_cached(
-                "DELETE FROM parked WHERE stream_id = ?1 AND parked_ms >= ?2
-                 RETURNING stream_id, model, options, snapshot, parked_ms",
-            )
+            .prepare_cached(&for_sqlite(sql::TAKE_PARKED))
             .and_then(|mut s| {
                 s.query_row(params![stream_id, not_before_ms], |row| {
                     Ok(ParkedStream {
@@ -204,10 +187,7 @@ impl Backend for Sqlite {
 
     fn stream(&mut self, stream_id: &str) -> Result<Option<StreamRecord>, String> {
         self.0
-            .prepare_cached(
-                "SELECT stream_id, owner, model, started_ms, ended_ms, end_reason, frames_in,
-                 predicted, filling, skipped, dropped, rejected FROM streams WHERE stream_id = ?1",
-            )
+            .prepare_cached(&for_sqlite(sql::STREAM))
             .and_then(|mut s| {
                 s.query_row(params![stream_id], |row| {
                     Ok(StreamRecord {
@@ -241,11 +221,7 @@ impl Backend for Sqlite {
     ) -> Result<Vec<StoredPrediction>, String> {
         let mut statement = self
             .0
-            .prepare_cached(
-                "SELECT seq, pts, top_k, queue_us, compute_us, batch_size, created_ms
-                 FROM predictions WHERE stream_id = ?1 AND seq >= ?2 AND seq <= ?3
-                 ORDER BY seq LIMIT ?4",
-            )
+            .prepare_cached(&for_sqlite(sql::PREDICTIONS))
             .map_err(text)?;
         let rows = statement
             .query_map(params![stream_id, from, to, limit], |row| {
@@ -284,16 +260,13 @@ impl Backend for Sqlite {
         let predictions = self
             .0
             .execute(
-                "DELETE FROM predictions WHERE created_ms < ?1",
+                &for_sqlite(sql::PURGE_PREDICTIONS),
                 params![predictions_before_ms],
             )
             .map_err(text)?;
         let parked = self
             .0
-            .execute(
-                "DELETE FROM parked WHERE parked_ms < ?1",
-                params![parked_before_ms],
-            )
+            .execute(&for_sqlite(sql::PURGE_PARKED), params![parked_before_ms])
             .map_err(text)?;
         Ok((predictions, parked))
     }
