@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Smoke test of the CPU image: builds the Debian base images (when missing) and the image,
+# runs it, waits for its health check, streams a generated 16-frame clip over the WebSocket
+# with the Python example client, and checks the stream's stored predictions over HTTP.
+# Needs root (for debootstrap), Docker, python3 (websockets is installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+image="${IMAGE:-costream:smoke}"
+frames=16
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "base images"
+if ! docker image inspect costream-rust:bookworm costream-base:bookworm >/dev/null 2>&1; then
+    deploy/base-images.sh
+fi
+
+step "image"
+docker build -q -f deploy/Dockerfile \
+    --build-arg RUST_IMAGE=costream-rust:bookworm --build-arg BASE_IMAGE=costream-base:bookworm \
+    -t "$image" .
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"
+
+step "run"
+name="costream-smoke-$$"
+work="$(mktemp -d)"
+trap 'docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+docker run -d --name "$name" -p 127.0.0.1::8080 "$image" >/dev/null
+port="$(docker port "$name" 8080/tcp | head -n 1 | sed 's/.*://')"
+for _ in $(seq 1 120); do
+    status="$(docker inspect --format '{{.State.Health.Status}}' "$name")"
+    [ "$status" = healthy ] && break
+    [ "$(docker inspect --format '{{.State.Running}}' "$name")" = true ] || {
+        docker logs "$name"; echo "the container exited"; exit 1; }
+    sleep 1
+done
+echo "health: $status, port $port, user $(docker exec "$name" id -u)"
+[ "$status" = healthy ]
+[ "$(docker exec "$name" id -u)" != 0 ]
+
+step "stream a clip"
+python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet websockets
+python3 - "$work/frames" "$frames" <<'PY'
+import pathlib, struct, sys, zlib
+folder, count = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+folder.mkdir()
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+for t in range(count):
+    w, h = 48, 40
+    rows = b"".join(b"\0" + bytes((x * 7 + y * 3 + t * 31) % 251 for x in range(w * 3)) for y in range(h))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (folder / f"frame{t:03}.png").write_bytes(png)
+PY
+python3 docs/examples/stream_folder.py "$work/frames" --url "ws://127.0.0.1:$port/v1/stream" \
+    --top-k 2 | tee "$work/stream.out"
+stream_id="$(sed -n 's/^stream \([^:]*\):.*/\1/p' "$work/stream.out")"
+predicted="$(grep -c ': class_' "$work/stream.out")"
+
+step "query its predictions"
+python3 - "http://127.0.0.1:$port" "$stream_id" "$predicted" <<'PY'
+import json, sys, urllib.request
+base, stream, predicted = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with urllib.request.urlopen(f"{base}/v1/streams/{stream}/predictions") as r:
+    stored = json.load(r)["predictions"]
+with urllib.request.urlopen(f"{base}/v1/streams/{stream}") as r:
+    record = json.load(r)
+assert predicted > 0, "the clip produced no prediction"
+assert len(stored) == predicted, f"{len(stored)} stored, {predicted} received"
+assert record["state"] == "stored" and record["end_reason"] == "client", record
+print(f"stream {stream}: {len(stored)} predictions stored, record {record['counts']}")
+PY
+echo "smoke test passed"
