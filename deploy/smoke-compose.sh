@@ -34,17 +34,7 @@ case "$store" in postgres*) ;; *) echo "the store is not PostgreSQL"; exit 1 ;; 
 step "stream a clip"
 work="$(mktemp -d)"
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet websockets
-python3 - "$work" <<'PY'
-import pathlib, struct, sys, zlib
-folder = pathlib.Path(sys.argv[1])
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-for t in range(12):
-    w, h = 48, 40
-    rows = b"".join(b"\0" + bytes((x * 5 + y + t * 17) % 251 for x in range(w * 3)) for y in range(h))
-    (folder / f"f{t:03}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                                        + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-PY
+python3 frames.py "$work" 12
 python3 ../docs/examples/stream_folder.py "$work" --url "ws://127.0.0.1:$COSTREAM_PORT/v1/stream" \
     | tee "$work/out" | tail -n 3
 stream_id="$(sed -n 's/^stream \([^:]*\):.*/\1/p' "$work/out")"

@@ -40,19 +40,7 @@ echo "health: $status, port $port, user $(docker exec "$name" id -u)"
 
 step "stream a clip"
 python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet websockets
-python3 - "$work/frames" "$frames" <<'PY'
-import pathlib, struct, sys, zlib
-folder, count = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-folder.mkdir()
-def chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-for t in range(count):
-    w, h = 48, 40
-    rows = b"".join(b"\0" + bytes((x * 7 + y * 3 + t * 31) % 251 for x in range(w * 3)) for y in range(h))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-    (folder / f"frame{t:03}.png").write_bytes(png)
-PY
+python3 deploy/frames.py "$work/frames" "$frames"
 python3 docs/examples/stream_folder.py "$work/frames" --url "ws://127.0.0.1:$port/v1/stream" \
     --top-k 2 | tee "$work/stream.out"
 stream_id="$(sed -n 's/^stream \([^:]*\):.*/\1/p' "$work/stream.out")"
