@@ -175,32 +175,26 @@ async fn drain_after(app: Arc<App>, shutdown: impl Future<Output = ()>) {
     .await;
 }
 
-/// Periodic upkeep: ends streams idle past their model's timeout, and deletes stored
-/// predictions and saved states past their retention.
+/// Periodic upkeep, once a minute: deletes stored predictions and saved states past their
+/// retention. (Idle streams need nothing here: each device thread reaps its own.)
 async fn maintain(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut seconds = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        seconds += 1;
-        let engine = app.engine.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.reap_idle()).await;
-        if seconds % 60 == 1 {
-            let now = store::now_ms();
-            let age = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            let predictions_before = if app.config.retention.is_zero() {
-                i64::MIN
-            } else {
-                now.saturating_sub(age(app.config.retention))
-            };
-            let parked_before = now.saturating_sub(age(app.config.resume_window));
-            match app.store.purge(predictions_before, parked_before).await {
-                Ok((0, 0)) => {}
-                Ok((predictions, states)) => {
-                    tracing::info!(predictions, states, "deleted past retention");
-                }
-                Err(e) => tracing::error!(error = %e, "retention purge failed"),
+        let now = store::now_ms();
+        let age = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let predictions_before = if app.config.retention.is_zero() {
+            i64::MIN
+        } else {
+            now.saturating_sub(age(app.config.retention))
+        };
+        let parked_before = now.saturating_sub(age(app.config.resume_window));
+        match app.store.purge(predictions_before, parked_before).await {
+            Ok((0, 0)) => {}
+            Ok((predictions, states)) => {
+                tracing::info!(predictions, states, "deleted past retention");
             }
+            Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }
     }
 }

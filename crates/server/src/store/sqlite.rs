@@ -1,7 +1,9 @@
 //! The embedded store: one SQLite database (a file in WAL mode, or memory) on the store
 //! thread.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 use tokio::sync::mpsc;
 
 use super::backend::{count, top_k_text, unsigned, Backend};
@@ -68,13 +70,35 @@ pub(super) fn start(url: &str, queue: mpsc::Receiver<Request>) -> Result<String,
         .map_err(fault)?;
     std::thread::Builder::new()
         .name("costream-store".into())
-        .spawn(move || super::backend::serve(Sqlite(connection), queue))
+        .spawn(move || super::backend::serve(Sqlite::new(connection), queue))
         .map_err(|e| StoreError::Database(format!("cannot start the store thread: {e}")))?;
     Ok(description)
 }
 
 /// A SQLite connection as a store backend.
-struct Sqlite(Connection);
+struct Sqlite {
+    db: Connection,
+    /// The shared statements with SQLite's parameters, converted once each.
+    converted: HashMap<&'static str, String>,
+}
+
+impl Sqlite {
+    fn new(db: Connection) -> Sqlite {
+        Sqlite {
+            db,
+            converted: HashMap::new(),
+        }
+    }
+
+    /// One of the shared statements (`sql::…`), prepared once and cached by the connection.
+    fn statement(&mut self, shared: &'static str) -> rusqlite::Result<CachedStatement<'_>> {
+        let text = self
+            .converted
+            .entry(shared)
+            .or_insert_with(|| for_sqlite(shared));
+        self.db.prepare_cached(text)
+    }
+}
 
 fn text(e: rusqlite::Error) -> String {
     e.to_string()
@@ -82,21 +106,19 @@ fn text(e: rusqlite::Error) -> String {
 
 impl Backend for Sqlite {
     fn execute(&mut self, sql: &str) -> Result<(), String> {
-        self.0.execute_batch(sql).map_err(text)
+        self.db.execute_batch(sql).map_err(text)
     }
 
     fn claim(&mut self, r: &StreamRecord) -> Result<bool, String> {
         let inserted = self
-            .0
-            .prepare_cached(&for_sqlite(sql::CLAIM))
+            .statement(sql::CLAIM)
             .and_then(|mut s| s.execute(params![r.stream_id, r.owner, r.model, r.started_ms]))
             .map_err(text)?;
         Ok(inserted == 1)
     }
 
     fn reopen(&mut self, stream_id: &str) -> Result<(), String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::REOPEN))
+        self.statement(sql::REOPEN)
             .and_then(|mut s| s.execute(params![stream_id]))
             .map(drop)
             .map_err(text)
@@ -109,8 +131,7 @@ impl Backend for Sqlite {
         reason: &str,
         c: StoredCounts,
     ) -> Result<(), String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::END))
+        self.statement(sql::END)
             .and_then(|mut s| {
                 s.execute(params![
                     stream_id,
@@ -129,8 +150,7 @@ impl Backend for Sqlite {
     }
 
     fn insert(&mut self, stream_id: &str, p: &StoredPrediction) -> Result<(), String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::INSERT))
+        self.statement(sql::INSERT)
             .and_then(|mut s| {
                 s.execute(params![
                     stream_id,
@@ -148,8 +168,7 @@ impl Backend for Sqlite {
     }
 
     fn park(&mut self, p: &ParkedStream) -> Result<(), String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::PARK))
+        self.statement(sql::PARK)
             .and_then(|mut s| {
                 s.execute(params![
                     p.stream_id,
@@ -168,8 +187,7 @@ impl Backend for Sqlite {
         stream_id: &str,
         not_before_ms: i64,
     ) -> Result<Option<ParkedStream>, String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::TAKE_PARKED))
+        self.statement(sql::TAKE_PARKED)
             .and_then(|mut s| {
                 s.query_row(params![stream_id, not_before_ms], |row| {
                     Ok(ParkedStream {
@@ -186,8 +204,7 @@ impl Backend for Sqlite {
     }
 
     fn stream(&mut self, stream_id: &str) -> Result<Option<StreamRecord>, String> {
-        self.0
-            .prepare_cached(&for_sqlite(sql::STREAM))
+        self.statement(sql::STREAM)
             .and_then(|mut s| {
                 s.query_row(params![stream_id], |row| {
                     Ok(StreamRecord {
@@ -219,10 +236,7 @@ impl Backend for Sqlite {
         to: i64,
         limit: i64,
     ) -> Result<Vec<StoredPrediction>, String> {
-        let mut statement = self
-            .0
-            .prepare_cached(&for_sqlite(sql::PREDICTIONS))
-            .map_err(text)?;
+        let mut statement = self.statement(sql::PREDICTIONS).map_err(text)?;
         let rows = statement
             .query_map(params![stream_id, from, to, limit], |row| {
                 Ok((
@@ -258,15 +272,12 @@ impl Backend for Sqlite {
         parked_before_ms: i64,
     ) -> Result<(usize, usize), String> {
         let predictions = self
-            .0
-            .execute(
-                &for_sqlite(sql::PURGE_PREDICTIONS),
-                params![predictions_before_ms],
-            )
+            .statement(sql::PURGE_PREDICTIONS)
+            .and_then(|mut s| s.execute(params![predictions_before_ms]))
             .map_err(text)?;
         let parked = self
-            .0
-            .execute(&for_sqlite(sql::PURGE_PARKED), params![parked_before_ms])
+            .statement(sql::PURGE_PARKED)
+            .and_then(|mut s| s.execute(params![parked_before_ms]))
             .map_err(text)?;
         Ok((predictions, parked))
     }
