@@ -173,6 +173,12 @@ impl<B: Backend> CoModule<B> for BroadcastReduce<B> {
         )
     }
 
+    fn save_weights(&self, weights: &mut Weights, prefix: &str) {
+        for (i, branch) in self.branches.iter().enumerate() {
+            branch.save_weights(weights, &join_key(prefix, &i.to_string()));
+        }
+    }
+
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         for (i, branch) in self.branches.iter_mut().enumerate() {
             branch.load_weights(weights, &join_key(prefix, &i.to_string()))?;

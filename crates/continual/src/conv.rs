@@ -392,6 +392,15 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
         stack_frames(outputs)
     }
 
+    fn save_weights(&self, weights: &mut Weights, prefix: &str) {
+        let shape = self.weight.dims();
+        let stored = &shape[..3 + self.spatial_dims];
+        weights.put(join_key(prefix, "weight"), self.weight.val(), stored);
+        if let Some(bias) = &self.bias {
+            weights.put(join_key(prefix, "bias"), bias.val(), &bias.dims());
+        }
+    }
+
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         let device = self.weight.device();
         let shape = self.weight.dims();

@@ -139,6 +139,8 @@ impl<B: Backend> CoModule<B> for Delay<B> {
         )
     }
 
+    fn save_weights(&self, _weights: &mut Weights, _prefix: &str) {}
+
     fn load_weights(&mut self, _weights: &mut Weights, _prefix: &str) -> Result<(), WeightError> {
         Ok(())
     }

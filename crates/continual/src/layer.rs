@@ -144,6 +144,10 @@ impl<B: Backend> CoModule<B> for CoLayer<B> {
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         dispatch!(self, m => m.load_weights(weights, prefix))
     }
+
+    fn save_weights(&self, weights: &mut Weights, prefix: &str) {
+        dispatch!(self, m => m.save_weights(weights, prefix))
+    }
 }
 
 macro_rules! impl_from {

@@ -37,7 +37,9 @@ pub use delay::Delay;
 pub use error::{ConfigError, StateError, WeightError};
 pub use fill::TemporalFill;
 pub use layer::CoLayer;
-pub use module::{clip_frames, load_checkpoint, map_frames, stack_frames, CoModule};
+pub use module::{
+    clip_frames, load_checkpoint, map_frames, save_checkpoint, stack_frames, CoModule,
+};
 pub use norm::{BatchNorm, BatchNormConfig, GroupNorm, LayerNorm, NormConfig};
 pub use per_frame::{Activation, ActivationKind, FrameOp, Lambda, Linear, LinearConfig};
 pub use pool::{CoPool, CoPoolConfig, PoolKind};

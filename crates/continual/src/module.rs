@@ -80,6 +80,11 @@ pub trait CoModule<B: Backend> {
     /// # Errors
     /// [`WeightError`] naming the first missing or mis-shaped key.
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError>;
+
+    /// Puts this module's tensors into `weights` under the keys and in the layouts that
+    /// [`CoModule::load_weights`] takes them from, so that loading them back gives the same
+    /// module.
+    fn save_weights(&self, weights: &mut Weights, prefix: &str);
 }
 
 /// Loads a whole checkpoint into `module`: every key it needs must be present with its shape,
@@ -93,6 +98,13 @@ pub fn load_checkpoint<B: Backend, M: CoModule<B>>(
 ) -> Result<(), WeightError> {
     module.load_weights(&mut weights, "")?;
     weights.finish()
+}
+
+/// Every tensor of `module` under its PyTorch key name: the inverse of [`load_checkpoint`].
+pub fn save_checkpoint<B: Backend, M: CoModule<B>>(module: &M) -> Weights {
+    let mut weights = Weights::new();
+    module.save_weights(&mut weights, "");
+    weights
 }
 
 /// The frames of a clip, in time order.

@@ -1,7 +1,7 @@
 //! Normalisation per frame: BatchNorm (eval, folded to a scale and a shift), LayerNorm over
 //! channels and GroupNorm over each frame.
 
-use burn::module::Param;
+use burn::module::{Param, RunningState};
 use burn::prelude::*;
 
 use crate::error::WeightError;
@@ -33,25 +33,72 @@ impl BatchNormConfig {
         BatchNorm {
             scale: Param::from_tensor(Tensor::ones([self.channels], device)),
             shift: Param::from_tensor(Tensor::zeros([self.channels], device)),
+            running_mean: RunningState::new(Tensor::zeros([self.channels], device)),
+            running_var: RunningState::new(folded_variance(self.channels, self.epsilon, device)),
             epsilon: self.epsilon,
             affine: self.affine,
         }
     }
 }
 
-/// BatchNorm in evaluation mode (`torch.nn.BatchNorm1d/2d/3d`), folded at load time to
-/// `y = x · scale + shift` per channel. PyTorch keys: `weight`, `bias`, `running_mean`,
-/// `running_var`, `num_batches_tracked` (ignored).
+/// BatchNorm (`torch.nn.BatchNorm1d/2d/3d`).
+///
+/// **Inference** (every backend without autodiff, and every step): folded at load time to
+/// `y = x · scale + shift` per channel.
+///
+/// **Training** (an autodiff backend, offline [`CoModule::forward`] over clips): as torch's
+/// train mode, `y = (x − μ) / √(σ² + eps) · scale + shift` with the batch's mean and (biased)
+/// variance over batch, time and space, where `scale` and `shift` are torch's `weight` and
+/// `bias`; the running statistics follow the batch's with momentum 0.1 (unbiased variance).
+/// [`CoModule::save_weights`] then writes torch's four tensors, which load back folded.
+/// A loaded (folded) module keeps running statistics `0` and `1 − eps`, which fold to itself.
+///
+/// PyTorch keys: `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked`
+/// (ignored).
 #[derive(Module, Debug)]
 pub struct BatchNorm<B: Backend> {
-    /// `weight / sqrt(running_var + eps)`, `[channels]`.
+    /// `weight / sqrt(running_var + eps)` when folded; torch's `weight` while training.
+    /// `[channels]`.
     pub scale: Param<Tensor<B, 1>>,
-    /// `bias - running_mean · scale`, `[channels]`.
+    /// `bias - running_mean · scale` when folded; torch's `bias` while training. `[channels]`.
     pub shift: Param<Tensor<B, 1>>,
+    /// Running mean of the inputs seen in training; `0` when folded. `[channels]`.
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running variance of the inputs seen in training; `1 − eps` when folded. `[channels]`.
+    pub running_var: RunningState<Tensor<B, 1>>,
     #[module(skip)]
     epsilon: f64,
     #[module(skip)]
     affine: bool,
+}
+
+/// Torch's default momentum of the running statistics.
+const MOMENTUM: f64 = 0.1;
+
+/// The running variance of a folded BatchNorm: `1 − eps`, so that `√(var + eps) = 1`.
+fn folded_variance<B: Backend>(channels: usize, epsilon: f64, device: &B::Device) -> Tensor<B, 1> {
+    Tensor::ones([channels], device) - epsilon
+}
+
+impl<B: Backend> BatchNorm<B> {
+    /// Training mode: normalises the clip with its own statistics and updates the running ones.
+    fn train_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        let [b, c, t, h, w] = clip.dims();
+        let per_channel = clip.clone().swap_dims(0, 1).reshape([c, b * t * h * w]);
+        let (var, mean) = per_channel.var_mean_bias(1);
+        let count = (b * t * h * w) as f64;
+        let unbiased = var.clone().detach() * (count / (count - 1.0).max(1.0));
+        let mean_c = mean.clone().detach().reshape([c]);
+        let running_mean = self.running_mean.value_sync() * (1.0 - MOMENTUM) + mean_c * MOMENTUM;
+        let running_var =
+            self.running_var.value_sync() * (1.0 - MOMENTUM) + unbiased.reshape([c]) * MOMENTUM;
+        self.running_mean.update(running_mean);
+        self.running_var.update(running_var);
+        let normed = (clip - mean.reshape([1, c, 1, 1, 1]))
+            / (var.reshape([1, c, 1, 1, 1]) + self.epsilon).sqrt();
+        normed * self.scale.val().reshape([1, c, 1, 1, 1])
+            + self.shift.val().reshape([1, c, 1, 1, 1])
+    }
 }
 
 impl<B: Backend> FrameOp<B> for BatchNorm<B> {
@@ -65,6 +112,9 @@ impl<B: Backend> FrameOp<B> for BatchNorm<B> {
     }
 
     fn apply_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
+        if B::ad_enabled(&clip.device()) {
+            return self.train_clip(clip);
+        }
         let c = self.scale.dims()[0];
         clip * self.scale.val().reshape([1, c, 1, 1, 1]) + self.shift.val().reshape([1, c, 1, 1, 1])
     }
@@ -103,7 +153,35 @@ impl<B: Backend> FrameOp<B> for BatchNorm<B> {
         let device = self.scale.device();
         self.scale = Param::from_tensor(Tensor::from_data(TensorData::new(scale, [c]), &device));
         self.shift = Param::from_tensor(Tensor::from_data(TensorData::new(shift, [c]), &device));
+        self.running_mean = RunningState::new(Tensor::zeros([c], &device));
+        self.running_var = RunningState::new(folded_variance(c, self.epsilon, &device));
         Ok(())
+    }
+
+    /// Writes torch's tensors. With `affine`: `weight = scale`, `bias = shift` and the
+    /// running statistics as they are (for a folded module `0` and `1 − eps`, which fold back
+    /// to it exactly). Without: the running statistics that give the same function with unit
+    /// weight and zero bias, `running_var = 1/s² − eps` and `running_mean = −b/s`, where
+    /// `s = scale/√(var + eps)` and `b = shift − mean · s` (the folded function).
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        let c = self.scale.dims()[0];
+        let key = |name: &str| join_key(prefix, name);
+        let (scale, shift) = (self.scale.val(), self.shift.val());
+        let (mean, var) = (
+            self.running_mean.value_sync(),
+            self.running_var.value_sync(),
+        );
+        if self.affine {
+            weights.put(key("weight"), scale, &[c]);
+            weights.put(key("bias"), shift, &[c]);
+            weights.put(key("running_mean"), mean, &[c]);
+            weights.put(key("running_var"), var, &[c]);
+        } else {
+            let s = scale / (var + self.epsilon).sqrt();
+            let b = shift - mean * s.clone();
+            weights.put(key("running_mean"), -b / s.clone(), &[c]);
+            weights.put(key("running_var"), s.powi_scalar(-2) - self.epsilon, &[c]);
+        }
     }
 }
 
@@ -169,6 +247,17 @@ fn load_affine<B: Backend>(
     Ok(())
 }
 
+fn save_affine<B: Backend>(
+    gamma: &Param<Tensor<B, 1>>,
+    beta: &Param<Tensor<B, 1>>,
+    weights: &mut Weights,
+    prefix: &str,
+) {
+    let c = gamma.dims()[0];
+    weights.put(join_key(prefix, "weight"), gamma.val(), &[c]);
+    weights.put(join_key(prefix, "bias"), beta.val(), &[c]);
+}
+
 /// LayerNorm over the channels of each frame (position). PyTorch keys: `weight`, `bias`.
 #[derive(Module, Debug)]
 pub struct LayerNorm<B: Backend> {
@@ -194,6 +283,10 @@ impl<B: Backend> FrameOp<B> for LayerNorm<B> {
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         load_affine(&mut self.gamma, &mut self.beta, weights, prefix)
+    }
+
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        save_affine(&self.gamma, &self.beta, weights, prefix);
     }
 }
 
@@ -228,5 +321,9 @@ impl<B: Backend> FrameOp<B> for GroupNorm<B> {
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         load_affine(&mut self.gamma, &mut self.beta, weights, prefix)
+    }
+
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        save_affine(&self.gamma, &self.beta, weights, prefix);
     }
 }

@@ -43,6 +43,9 @@ pub trait FrameOp<B: Backend> {
     fn load(&mut self, _weights: &mut Weights, _prefix: &str) -> Result<(), WeightError> {
         Ok(())
     }
+
+    /// Puts this op's tensors into `weights` as [`FrameOp::load`] takes them (none by default).
+    fn save(&self, _weights: &mut Weights, _prefix: &str) {}
 }
 
 /// Makes each listed [`FrameOp`] a [`CoModule`] with receptive field 1.
@@ -72,6 +75,10 @@ macro_rules! frame_op_modules {
 
             fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
                 self.load(weights, prefix)
+            }
+
+            fn save_weights(&self, weights: &mut Weights, prefix: &str) {
+                self.save(weights, prefix)
             }
         })*
     };
@@ -166,6 +173,18 @@ impl<B: Backend> FrameOp<B> for Linear<B> {
             )?));
         }
         Ok(())
+    }
+
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        let [d_in, d_out] = self.weight.dims();
+        weights.put(
+            join_key(prefix, "weight"),
+            self.weight.val().transpose(),
+            &[d_out, d_in],
+        );
+        if let Some(bias) = &self.bias {
+            weights.put(join_key(prefix, "bias"), bias.val(), &[d_out]);
+        }
     }
 }
 

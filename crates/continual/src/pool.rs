@@ -297,6 +297,8 @@ impl<B: Backend> CoModule<B> for CoPool<B> {
         stack_frames(outputs)
     }
 
+    fn save_weights(&self, _weights: &mut Weights, _prefix: &str) {}
+
     fn load_weights(&mut self, _weights: &mut Weights, _prefix: &str) -> Result<(), WeightError> {
         Ok(())
     }

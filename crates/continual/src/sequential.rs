@@ -86,6 +86,12 @@ impl<B: Backend> CoModule<B> for Sequential<B> {
         pending
     }
 
+    fn save_weights(&self, weights: &mut Weights, prefix: &str) {
+        for (layer, name) in self.layers.iter().zip(&self.names) {
+            layer.save_weights(weights, &join_key(prefix, name));
+        }
+    }
+
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         for (layer, name) in self.layers.iter_mut().zip(&self.names) {
             layer.load_weights(weights, &join_key(prefix, name))?;

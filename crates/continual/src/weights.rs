@@ -71,6 +71,66 @@ impl Weights {
         Ok(weights)
     }
 
+    /// Adds (or replaces) the tensor `key` with the values of `tensor`, stored with the shape
+    /// `stored` (a checkpoint layout of the same number of elements, e.g. a `Conv2d` weight's
+    /// four dimensions for a five-dimensional kernel).
+    ///
+    /// # Panics
+    /// If `stored` does not hold as many elements as `tensor`: a bug in the calling module.
+    pub fn put<B: Backend, const D: usize>(
+        &mut self,
+        key: impl Into<String>,
+        tensor: Tensor<B, D>,
+        stored: &[usize],
+    ) {
+        let values: Vec<f32> = tensor
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("float data converts to f32: this is a bug");
+        assert_eq!(
+            values.len(),
+            stored.iter().product::<usize>(),
+            "stored shape {stored:?} does not fit the tensor: this is a bug"
+        );
+        self.insert(
+            key,
+            WeightTensor {
+                shape: stored.to_vec(),
+                values,
+            },
+        );
+    }
+
+    /// The tensors as a safetensors file (float32, little-endian), keys sorted, with `metadata`
+    /// in its header.
+    ///
+    /// # Errors
+    /// [`WeightError::Format`] if the serialiser refuses a tensor (it cannot for the shapes
+    /// stored here).
+    pub fn to_safetensors(
+        &self,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>, WeightError> {
+        let bytes: Vec<(&str, Vec<u8>, &[usize])> = self
+            .tensors
+            .iter()
+            .map(|(key, t)| {
+                let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (key.as_str(), data, t.shape.as_slice())
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(key, data, shape)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.to_vec(), data)
+                    .map(|view| (*key, view))
+                    .map_err(|e| WeightError::Format(format!("tensor `{key}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        safetensors::serialize(views, metadata).map_err(|e| WeightError::Format(e.to_string()))
+    }
+
     /// The same tensors addressed by flat names: each stored key is flattened now, and every
     /// key a module asks for is flattened before the look-up, so
     /// `s2.pathway0_res0.0.1.branch2.a.weight` finds `s2.pathway0_res0.branch2.a.weight`.
