@@ -40,7 +40,7 @@ python3 ../docs/examples/stream_folder.py "$work" --url "ws://127.0.0.1:$COSTREA
 stream_id="$(sed -n 's/^stream \([^:]*\):.*/\1/p' "$work/out")"
 stored="$(curl -fsS "$base/v1/streams/$stream_id/predictions" \
     | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["predictions"]))')"
-received="$(grep -c ': class_' "$work/out")"
+received="$(grep -E '^frame[0-9]+\.png: ' "$work/out" | grep -vc '(filling)')"
 echo "predictions received $received, stored in PostgreSQL $stored"
 [ "$stored" -gt 0 ] && [ "$stored" = "$received" ]
 

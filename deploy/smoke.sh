@@ -58,7 +58,7 @@ python3 deploy/frames.py "$work/frames" "$frames"
 python3 docs/examples/stream_folder.py "$work/frames" --url "ws://127.0.0.1:$port/v1/stream" \
     --top-k 2 | tee "$work/stream.out"
 stream_id="$(sed -n 's/^stream \([^:]*\):.*/\1/p' "$work/stream.out")"
-predicted="$(grep -c ': class_' "$work/stream.out")"
+predicted="$(grep -E '^frame[0-9]+\.png: ' "$work/stream.out" | grep -vc '(filling)')"
 
 step "query its predictions"
 python3 - "http://127.0.0.1:$port" "$stream_id" "$predicted" <<'PY'

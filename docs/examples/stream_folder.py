@@ -4,7 +4,7 @@ WebSocket protocol's JSON encoding and prints the answer to every frame.
 
     pip install websockets
     python3 stream_folder.py FOLDER [--url ws://127.0.0.1:8080/v1/stream]
-                                    [--model cox3d-tiny] [--top-k 3] [--token TOKEN]
+                                    [--model synthetic-actions] [--top-k 3] [--token TOKEN]
 """
 import argparse
 import asyncio
@@ -59,7 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("--url", default="ws://127.0.0.1:8080/v1/stream")
-    parser.add_argument("--model", default="cox3d-tiny")
+    parser.add_argument("--model", default="synthetic-actions")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--token", help="an API key, when the server requires one")
     asyncio.run(stream(parser.parse_args()))

@@ -76,6 +76,7 @@ impl Server {
                 &database,
             ])
             .args(["--weights", &weights, "--drain-timeout", "2s"])
+            .args(["--model-name", "cox3d-tiny", "--model-variant", "tiny"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(log)

@@ -25,7 +25,7 @@ pub(crate) struct BenchArgs {
     url: String,
 
     /// The model to stream to.
-    #[arg(long, default_value = "cox3d-tiny")]
+    #[arg(long, default_value = "synthetic-actions")]
     model: String,
 
     /// Concurrent stream counts to measure, one row each (e.g. 1,8,16).

@@ -3,11 +3,13 @@
 //! - `costream serve`: serves models over WebSocket and HTTP; with no flags, a built-in
 //!   default model on the CPU (see [`serve`]).
 //! - `costream bench`: concurrent fixed-rate streams against a server (see [`bench`]).
+//! - `costream synth`: a `.y4m` video of synthetic actions (see [`synth`]).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench;
 mod duration;
 mod serve;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,8 @@ enum Command {
     /// Measure a running server: N concurrent streams at a fixed frame rate; answers per
     /// second, drops, and send-to-answer latency with and without the model's step.
     Bench(bench::BenchArgs),
+    /// Write a video (.y4m) of synthetic actions, the classes the built-in model knows.
+    Synth(synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

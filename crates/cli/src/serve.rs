@@ -31,15 +31,21 @@ pub(crate) struct ServeArgs {
     config: Option<PathBuf>,
 
     /// Name of the served model (without --config).
-    #[arg(long, env = "COSTREAM_MODEL_NAME", default_value = "cox3d-tiny")]
+    #[arg(long, env = "COSTREAM_MODEL_NAME", default_value = "synthetic-actions")]
     model_name: String,
 
-    /// X3D variant of the served model: xs, s, m, l, tiny or tiny-nose (without --config).
-    #[arg(long, env = "COSTREAM_MODEL_VARIANT", default_value = "tiny")]
+    /// X3D variant of the served model: xs, s, m, l, tiny, tiny-nose or synthetic-actions
+    /// (without --config).
+    #[arg(
+        long,
+        env = "COSTREAM_MODEL_VARIANT",
+        default_value = "synthetic-actions"
+    )]
     model_variant: String,
 
-    /// Weights of the served model: a checkpoint file, or random:SEED (without --config).
-    #[arg(long, env = "COSTREAM_WEIGHTS", default_value = "random:0")]
+    /// Weights of the served model: a checkpoint file, builtin (the model trained on synthetic
+    /// actions, compiled in) or random:SEED (without --config).
+    #[arg(long, env = "COSTREAM_WEIGHTS", default_value = "builtin")]
     weights: String,
 
     /// Device of the served model: cpu, wgpu[:N] or cuda[:N] (without --config).

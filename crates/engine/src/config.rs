@@ -5,8 +5,8 @@
 //! [[model]]
 //! name = "cox3d-s"          # the name clients ask for
 //! family = "x3d"            # model family (x3d)
-//! variant = "s"             # family variant: xs, s, m, l, tiny, tiny-nose
-//! weights = "x3d_s.pyth"    # checkpoint (relative to this file), or "random:SEED"
+//! variant = "s"             # family variant: xs, s, m, l, tiny, tiny-nose, synthetic-actions
+//! weights = "x3d_s.pyth"    # checkpoint (relative to this file), "builtin" or "random:SEED"
 //! device = "cpu"            # cpu, wgpu[:N], cuda[:N]
 //! pool_window = 64          # optional: prediction window in frames (CoX3D-*64)
 //! num_classes = 400         # optional: classifier width (default: the variant's)
@@ -69,6 +69,9 @@ pub struct ModelConfig {
 pub enum WeightsSource {
     /// A checkpoint file (PyTorch pickle or safetensors).
     File(PathBuf),
+    /// The weights compiled into the binary (`costream_models::builtin`: the X3D variant
+    /// `synthetic-actions`, trained on synthetic actions).
+    Builtin,
     /// Untrained weights drawn from `seed` (benchmarks and tests; the predictions mean
     /// nothing).
     Random {
@@ -286,8 +289,12 @@ impl EngineConfig {
 impl std::str::FromStr for WeightsSource {
     type Err = String;
 
-    /// `random` or `random:SEED` for untrained weights, anything else is a file path.
+    /// `builtin` for the compiled-in weights, `random` or `random:SEED` for untrained
+    /// weights, anything else is a file path.
     fn from_str(s: &str) -> Result<WeightsSource, String> {
+        if s == "builtin" {
+            return Ok(WeightsSource::Builtin);
+        }
         match s.strip_prefix("random") {
             Some("") => Ok(WeightsSource::Random { seed: 0 }),
             Some(rest) => match rest.strip_prefix(':').map(str::parse::<u64>) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use costream_continual::{CoModule, Sequential, State, TemporalFill, Timing};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
-use costream_models::{kinetics400, Labels};
+use costream_models::{builtin, kinetics400, Labels};
 use serde::Deserialize;
 
 use crate::config::{BatchPolicy, ModelConfig, SlotPolicy, WeightsSource};
@@ -19,7 +19,8 @@ use crate::input::InputSpec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
-    /// X3D video networks, stepped as CoX3D (variants `xs`, `s`, `m`, `l`, `tiny`).
+    /// X3D video networks, stepped as CoX3D (variants `xs`, `s`, `m`, `l`, `tiny`,
+    /// `tiny-nose`, `synthetic-actions`).
     X3d,
 }
 
@@ -145,6 +146,7 @@ fn load_x3d_model<B: Backend>(
     };
     let (mut x3d, frame_stride) = match config.variant.as_str() {
         "tiny" => (X3dConfig::tiny(), 1),
+        "synthetic-actions" => (builtin::config(), 1),
         // Without squeeze-excitation the continual network equals the offline one exactly
         // (frame-scope and clip-scope SE differ): the model end-to-end tests compare with.
         "tiny-nose" => (
@@ -157,7 +159,8 @@ fn load_x3d_model<B: Backend>(
         name => {
             let variant = X3dVariant::from_name(name).ok_or_else(|| {
                 bad(format!(
-                    "unknown x3d variant `{name}`: expected xs, s, m, l, tiny or tiny-nose"
+                    "unknown x3d variant `{name}`: expected xs, s, m, l, tiny, tiny-nose or \
+                     synthetic-actions"
                 ))
             })?;
             (X3dConfig::variant(variant), variant.frame_stride())
@@ -169,6 +172,12 @@ fn load_x3d_model<B: Backend>(
     if let Some(classes) = config.num_classes {
         x3d = x3d.with_num_classes(classes);
     }
+    if config.weights == WeightsSource::Builtin && config.variant != "synthetic-actions" {
+        return Err(bad(format!(
+            "the builtin weights are those of variant synthetic-actions, not `{}`",
+            config.variant
+        )));
+    }
     let labels = labels(config, x3d.num_classes)?;
     let load_error = |message: String| EngineError::Load {
         model: config.name.clone(),
@@ -178,6 +187,10 @@ fn load_x3d_model<B: Backend>(
         WeightsSource::File(path) => {
             let loaded =
                 load_x3d::<B>(&x3d, path, device).map_err(|e| load_error(e.to_string()))?;
+            (loaded.network, loaded.config)
+        }
+        WeightsSource::Builtin => {
+            let loaded = builtin::load::<B>(device).map_err(|e| load_error(e.to_string()))?;
             (loaded.network, loaded.config)
         }
         WeightsSource::Random { seed } => {
@@ -204,13 +217,15 @@ fn load_x3d_model<B: Backend>(
     Ok(LoadedModel { network, info })
 }
 
-/// The configured label file, Kinetics-400 for 400 classes, else `class_0`, `class_1`, ….
+/// The configured label file; the built-in model's labels for the builtin weights; Kinetics-400
+/// for 400 classes; else `class_0`, `class_1`, ….
 fn labels(config: &ModelConfig, classes: usize) -> Result<Labels, EngineError> {
     let labels = match &config.labels {
         Some(path) => read_labels(path).map_err(|message| EngineError::Config {
             model: config.name.clone(),
             message,
         })?,
+        None if config.weights == WeightsSource::Builtin => builtin::labels(),
         None if classes == kinetics400().len() => kinetics400().clone(),
         None => Labels::new((0..classes).map(|i| format!("class_{i}")).collect()),
     };

@@ -1,12 +1,14 @@
 //! Model families on the continual core, with what serving them needs: checkpoint import from
 //! the files users download, class labels, and each model's input preprocessing.
 //!
+//! - [`builtin`]: the model compiled into the binary (trained on synthetic actions).
 //! - [`x3d`]: X3D / CoX3D video models (XS, S, M, L) from PyTorchVideo or PySlowFast files.
 //! - [`checkpoint`]: PyTorch pickles and safetensors read into key-named weights.
 //! - [`labels`]: class names (Kinetics-400 shipped) and top-k answers.
 //! - [`preprocess`]: how frames are prepared for a video model.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod builtin;
 pub mod checkpoint;
 pub mod error;
 pub mod labels;

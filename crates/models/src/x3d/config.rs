@@ -135,6 +135,27 @@ impl X3dConfig {
         }
     }
 
+    /// The built-in model's network (see [`crate::builtin`]): three stages of one block each,
+    /// 16, 32 and 64 channels, on 32×32 frames, head window 4 frames, conv5 64, 8 classes,
+    /// and no squeeze-excitation, so that the continual network computes exactly the offline
+    /// network it was trained as.
+    pub fn synthetic_actions() -> X3dConfig {
+        X3dConfig {
+            dim_in: 3,
+            image_size: 32,
+            pool_window: 4,
+            num_classes: 8,
+            conv1_dim: 16,
+            conv5_dim: 64,
+            width_factor: 1.0,
+            depth_factor: 1.0,
+            bottleneck_factor: 2.25,
+            se_ratio: 0.0,
+            block_basis: vec![[1, 16, 2], [1, 32, 2], [1, 64, 2]],
+            shortcut_norm: ShortcutNorm::Always,
+        }
+    }
+
     /// A two-stage toy network for tests and benchmarks: builders.py's `cox3d_tiny` (1 block
     /// of 8, 2 of 16 channels; SE 0.25; 32×32 input; head window 4; conv5 32; 5 classes), the
     /// golden `cox3d_tiny` case.

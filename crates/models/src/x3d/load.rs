@@ -41,7 +41,20 @@ pub fn load_x3d<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<LoadedX3d<B>, LoadError> {
-    let weights = read_checkpoint(path)?;
+    load_x3d_weights(config, read_checkpoint(path)?, path, device)
+}
+
+/// [`load_x3d`] for weights already read: `origin` names where they came from in errors.
+///
+/// # Errors
+/// As [`load_x3d`], naming `origin`.
+pub fn load_x3d_weights<B: Backend>(
+    config: &X3dConfig,
+    weights: Weights,
+    origin: &Path,
+    device: &B::Device,
+) -> Result<LoadedX3d<B>, LoadError> {
+    let path = origin;
     let model = describe(config);
     let naming = X3dNaming::detect(&weights).ok_or_else(|| LoadError::Family {
         path: path.to_path_buf(),

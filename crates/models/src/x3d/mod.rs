@@ -15,7 +15,9 @@ mod build;
 mod config;
 pub mod keys;
 mod load;
+mod save;
 
 pub use config::{ShortcutNorm, X3dConfig, X3dVariant};
 pub use keys::X3dNaming;
-pub use load::{load_x3d, LoadedX3d};
+pub use load::{load_x3d, load_x3d_weights, LoadedX3d};
+pub use save::save_x3d;

@@ -1,0 +1,51 @@
+//! Accuracy of a trained network stepped continually, as the server runs it: every clip from
+//! its first frame, zero fill, one prediction per frame after the fill.
+
+use burn::prelude::*;
+use costream_continual::{CoModule, Sequential, TemporalFill};
+use costream_models::VideoPreprocess;
+
+use crate::data::{example, model_input, start_frame};
+
+/// Streams `frames` frames of each example in `seeds` through `network` (all clips as one
+/// batch of streams) and returns the fraction of predictions whose top class is the clip's,
+/// with the number of predictions counted.
+pub fn streaming_accuracy<B: Backend>(
+    network: &Sequential<B>,
+    seeds: &[u64],
+    frames: usize,
+    spec: &VideoPreprocess,
+    device: &B::Device,
+) -> (f32, usize) {
+    let clips: Vec<_> = seeds
+        .iter()
+        .map(|&s| (example(s), start_frame(s)))
+        .collect();
+    let mut state = network.init_state(seeds.len(), TemporalFill::Zeros, device);
+    let crop = spec.crop;
+    let (mut right, mut total) = (0, 0);
+    for t in 0..frames {
+        let values: Vec<f32> = clips
+            .iter()
+            .flat_map(|(clip, start)| model_input(clip.frame(start + t), spec))
+            .collect();
+        let frame = Tensor::from_data(
+            TensorData::new(values, [seeds.len(), 3, crop, crop]),
+            device,
+        );
+        let Some(out) = network.forward_step(frame, &mut state) else {
+            continue;
+        };
+        let top: Vec<i64> = out
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap_or_default();
+        for ((clip, _), class) in clips.iter().zip(top) {
+            right += usize::from(class as usize == clip.action().index());
+            total += 1;
+        }
+    }
+    (right as f32 / total.max(1) as f32, total)
+}
