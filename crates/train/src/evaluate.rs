@@ -7,6 +7,22 @@ use costream_models::VideoPreprocess;
 
 use crate::data::{example, model_input, start_frame};
 
+/// The top class of every prediction, in row-major order of the other dimensions.
+///
+/// # Shapes
+/// - scores: `[rows, classes, …]`
+pub(crate) fn top_classes<B: Backend, const D: usize>(scores: Tensor<B, D>) -> Vec<usize> {
+    scores
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|class| usize::try_from(class).unwrap_or(usize::MAX))
+        .collect()
+}
+
 /// Streams `frames` frames of each example in `seeds` through `network` (all clips as one
 /// batch of streams) and returns the fraction of predictions whose top class is the clip's,
 /// with the number of predictions counted.
@@ -36,14 +52,8 @@ pub fn streaming_accuracy<B: Backend>(
         let Some(out) = network.forward_step(frame, &mut state) else {
             continue;
         };
-        let top: Vec<i64> = out
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .into_vec()
-            .unwrap_or_default();
-        for ((clip, _), class) in clips.iter().zip(top) {
-            right += usize::from(class as usize == clip.action().index());
+        for ((clip, _), class) in clips.iter().zip(top_classes(out)) {
+            right += usize::from(class == clip.action().index());
             total += 1;
         }
     }

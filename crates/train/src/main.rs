@@ -17,10 +17,10 @@ use costream_train::train::{train, TrainConfig};
 #[command(version)]
 struct Args {
     /// Optimiser steps.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 900)]
     steps: usize,
     /// Clips per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Frames per training clip.
     #[arg(long, default_value_t = 16)]

@@ -10,6 +10,7 @@ use costream_models::x3d::X3dConfig;
 
 use crate::adam::Adam;
 use crate::data::batch;
+use crate::evaluate::top_classes;
 use crate::init::training_init;
 
 /// How to train.
@@ -135,16 +136,11 @@ fn cross_entropy<B: Backend>(
         Tensor::<B, 5>::from_data(TensorData::new(one_hot, [clips, classes, 1, 1, 1]), &device);
     let picked = (probabilities.clone() * one_hot).sum_dim(1);
     let loss = picked.clamp_min(1e-7).log().neg().mean();
-    let top: Vec<i64> = probabilities
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .into_vec()
-        .unwrap_or_default();
+    let top = top_classes(probabilities);
     let right = top
         .iter()
         .enumerate()
-        .filter(|(i, &c)| c as usize == labels[i / predictions])
+        .filter(|&(i, &c)| c == labels[i / predictions])
         .count();
     (loss, right as f32 / top.len().max(1) as f32)
 }
