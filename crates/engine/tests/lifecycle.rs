@@ -133,7 +133,13 @@ fn idle_streams_are_reaped_on_the_engine_clock() {
     until_seq(&busy, 0);
     assert!(engine.reap_idle().is_empty());
     clock.advance(Duration::from_secs(11));
-    assert_eq!(engine.reap_idle(), vec![idle.id().to_string()]);
+    // The device thread reaps on its own poll too: whichever comes first ends the idle
+    // stream, and only it.
+    let reaped = engine.reap_idle();
+    assert!(
+        reaped.is_empty() || reaped == vec![idle.id().to_string()],
+        "{reaped:?}"
+    );
     match next(&idle) {
         StreamEvent::Ended(summary) => {
             assert_eq!(summary.reason, EndReason::Idle);
