@@ -5,7 +5,7 @@
 //! projection of the head).
 
 use burn::prelude::*;
-use costream_continual::{load_checkpoint, Sequential, WeightTensor, Weights};
+use costream_continual::{load_checkpoint, Sequential, Weights};
 use costream_models::x3d::save_x3d;
 use costream_synth::rng::SplitMix64;
 
@@ -27,7 +27,7 @@ pub fn training_init<B: Backend>(network: &mut Sequential<B>, seed: u64) -> Resu
                 *v = (std * rng.normal()) as f32;
             }
         }
-        weights.insert(key, WeightTensor { ..tensor });
+        weights.insert(key, tensor);
     }
     let weights = weights.flattened().map_err(|e| e.to_string())?;
     load_checkpoint(network, weights).map_err(|e| e.to_string())

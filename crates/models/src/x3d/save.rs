@@ -2,27 +2,19 @@
 //! reads back (and PySlowFast's `X3D` loads).
 
 use burn::prelude::*;
-use costream_continual::{save_checkpoint, weights::flatten_key, Sequential, Weights};
+use costream_continual::{save_checkpoint, Sequential, Weights};
 
 /// The network's tensors under PySlowFast's key names (`s1.pathway0_stem.conv_xy.weight`,
 /// `s2.pathway0_res0.branch2.a_bn.running_var`, `head.projection.weight`, …): the module
-/// names with their numeric container levels dropped. BatchNorm is written so that it folds
-/// back to the network's scale and shift (see `BatchNorm`'s `save`).
+/// names with their numeric container levels dropped ([`Weights::flattened`]). BatchNorm is
+/// written so that it folds back to the network's scale and shift (see `BatchNorm`'s `save`).
 ///
 /// # Panics
 /// If two tensors share a flat name, which the X3D builder never produces.
 pub fn save_x3d<B: Backend>(network: &Sequential<B>) -> Weights {
-    let nested = save_checkpoint(network);
-    let mut flat = Weights::new();
-    for (key, tensor) in nested.iter() {
-        let name = flatten_key(key);
-        assert!(
-            !flat.contains(&name),
-            "two X3D tensors flatten to `{name}`: this is a bug"
-        );
-        flat.insert(name, tensor.clone());
-    }
-    flat
+    save_checkpoint(network)
+        .flattened()
+        .unwrap_or_else(|e| panic!("{e}: the X3D builder made this collision, a bug"))
 }
 
 #[cfg(test)]
