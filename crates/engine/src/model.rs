@@ -190,7 +190,7 @@ fn load_x3d_model<B: Backend>(
             (loaded.network, loaded.config)
         }
         WeightsSource::Builtin => {
-            let loaded = builtin::load::<B>(device).map_err(|e| load_error(e.to_string()))?;
+            let loaded = builtin::load::<B>(&x3d, device).map_err(|e| load_error(e.to_string()))?;
             (loaded.network, loaded.config)
         }
         WeightsSource::Random { seed } => {

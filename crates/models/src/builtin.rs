@@ -32,16 +32,18 @@ pub fn labels() -> Labels {
     Labels::from_lines(LABELS)
 }
 
-/// The built-in network with its weights.
+/// The built-in network with its weights, shaped as `config`: [`config`], or a variant of it
+/// that keeps the weights' shapes (another global pool window).
 ///
 /// # Errors
-/// [`LoadError`] if the compiled-in file does not fit [`config`] (a bug in the build).
-pub fn load<B: Backend>(device: &B::Device) -> Result<LoadedX3d<B>, LoadError> {
+/// [`LoadError`] naming the first weight that does not fit `config` (e.g. a classifier of
+/// other than 8 classes).
+pub fn load<B: Backend>(config: &X3dConfig, device: &B::Device) -> Result<LoadedX3d<B>, LoadError> {
     let weights = Weights::from_safetensors(WEIGHTS, "").map_err(|e| LoadError::Read {
         path: ORIGIN.into(),
         reason: e.to_string(),
     })?;
-    load_x3d_weights(&config(), weights, Path::new(ORIGIN), device)
+    load_x3d_weights(config, weights, Path::new(ORIGIN), device)
 }
 
 #[cfg(test)]
@@ -53,7 +55,7 @@ mod tests {
     #[test]
     fn loads_with_its_labels_and_stays_small() {
         assert!(WEIGHTS.len() <= 2 << 20, "{} bytes", WEIGHTS.len());
-        let model = load::<Cpu>(&Default::default()).unwrap();
+        let model = load::<Cpu>(&config(), &Default::default()).unwrap();
         assert_eq!(labels().len(), config().num_classes);
         assert_eq!(labels().name(0), Some("moving left"));
         assert_eq!(model.config, config());
@@ -64,5 +66,17 @@ mod tests {
             (8, 14),
             "{timing:?}"
         );
+    }
+
+    #[test]
+    fn loads_with_a_longer_pool_window_but_not_another_classifier() {
+        let longer = config().with_pool_window(8);
+        let model = load::<Cpu>(&longer, &Default::default()).unwrap();
+        assert_eq!(model.network.timing().receptive_field, 18);
+        let err = load::<Cpu>(&config().with_num_classes(5), &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("head.projection.weight"), "{err}");
     }
 }
