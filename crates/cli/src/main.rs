@@ -3,12 +3,15 @@
 //! - `costream serve`: serves models over WebSocket and HTTP; with no flags, a built-in
 //!   default model on the CPU (see [`serve`]).
 //! - `costream bench`: concurrent fixed-rate streams against a server (see [`bench`]).
+//! - `costream stream`: a file or folder streamed to a server, answers printed (see
+//!   [`stream`]).
 //! - `costream synth`: a `.y4m` video of synthetic actions (see [`synth`]).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench;
 mod duration;
 mod serve;
+mod stream;
 mod synth;
 
 use std::process::ExitCode;
@@ -30,6 +33,9 @@ enum Command {
     /// Measure a running server: N concurrent streams at a fixed frame rate; answers per
     /// second, drops, and send-to-answer latency with and without the model's step.
     Bench(bench::BenchArgs),
+    /// Stream a folder of images, a video (y4m, MJPEG), a skeleton sequence (JSON, CSV) or
+    /// features (npy, safetensors) to a server and print each frame's answer.
+    Stream(Box<stream::StreamArgs>),
     /// Write a video (.y4m) of synthetic actions, the classes the built-in model knows.
     Synth(synth::SynthArgs),
 }
@@ -39,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Stream(args) => stream::run(*args),
         Command::Synth(args) => synth::run(args),
     };
     match result {

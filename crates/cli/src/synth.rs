@@ -110,7 +110,7 @@ mod tests {
         run(args(path.clone(), &["left", "growing"])).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let header = b"YUV4MPEG2 W32 H32 F30:1 Ip A1:1 C420jpeg\n";
+        let header = b"YUV4MPEG2 W32 H32 F30:1 Ip A1:1 C420jpeg XCOLORRANGE=FULL\n";
         assert!(bytes.starts_with(header));
         let frame = 6 + 32 * 32 * 3 / 2;
         assert_eq!(bytes.len(), header.len() + 6 * frame);

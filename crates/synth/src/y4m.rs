@@ -28,7 +28,7 @@ pub enum Y4mError {
 }
 
 /// Writes `frames` as a Y4M video at `fps` frames per second: 4:2:0 with JPEG (full-range
-/// BT.601) colour, chroma averaged over each 2×2 block.
+/// BT.601, tagged `XCOLORRANGE=FULL`) colour, chroma averaged over each 2×2 block.
 ///
 /// # Errors
 /// [`Y4mError::Size`] for frames of differing or odd sizes, [`Y4mError::Io`] when writing fails.
@@ -50,7 +50,7 @@ pub fn write_y4m<W: Write>(mut out: W, frames: &[Frame], fps: u32) -> Result<(),
     }
     writeln!(
         out,
-        "YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg"
+        "YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg XCOLORRANGE=FULL"
     )?;
     for frame in frames {
         out.write_all(b"FRAME\n")?;
@@ -113,7 +113,7 @@ mod tests {
         let mut bytes = Vec::new();
         let frames = [solid(4, 2, [255, 0, 0]), solid(4, 2, [255, 255, 255])];
         write_y4m(&mut bytes, &frames, 25).unwrap();
-        let header = b"YUV4MPEG2 W4 H2 F25:1 Ip A1:1 C420jpeg\n";
+        let header = b"YUV4MPEG2 W4 H2 F25:1 Ip A1:1 C420jpeg XCOLORRANGE=FULL\n";
         assert!(bytes.starts_with(header));
         let body = &bytes[header.len()..];
         let frame_bytes = 6 + 4 * 2 + 2 * 2;
