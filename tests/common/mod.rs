@@ -3,6 +3,8 @@
 //! the served network run in-process as the reference.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod cdp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

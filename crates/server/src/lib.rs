@@ -16,6 +16,7 @@
 //! - [`live`]: the streams open now.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the API's OpenAPI description and `/docs`.
+//! - [`demo`]: the live page at `/`.
 //! - [`wire`]: conversions between wire messages and engine types.
 //! - [`error`]: protocol and HTTP errors, close codes.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -23,6 +24,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod live;
@@ -72,6 +74,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/live", get(http::live))
         .route("/health/ready", get(http::ready))
         .route("/metrics", get(http::metrics))
+        .route("/", get(demo::page))
+        .route("/demo/app.js", get(demo::script))
+        .route("/demo/style.css", get(demo::style))
         .route("/docs", get(openapi::page))
         .route("/docs/openapi.json", get(openapi::spec))
         .with_state(app)
