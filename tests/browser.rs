@@ -1,7 +1,7 @@
 //! The live page in a real browser (issue 8): headless Chromium opens `/` with a fake camera
 //! that plays a `costream synth` clip of one action; the page streams it to the built-in
-//! model and must show the clip's true label. A screenshot of the page is saved as a test
-//! artifact. Needs Chromium (Debian's `chromium`, or `COSTREAM_CHROMIUM`): run with
+//! model and must show the clip's true label, first from the camera, then from a video file
+//! of it. A screenshot of the page is saved as a test artifact. Needs Chromium (Debian's `chromium`, or `COSTREAM_CHROMIUM`): run with
 //! `cargo test -p costream-cli --test e2e_browser -- --ignored`; CI installs it and does.
 #![allow(clippy::unwrap_used)]
 
@@ -52,7 +52,7 @@ async fn text(browser: &mut Browser, page: &Page, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium: run with --ignored (CI installs Debian's chromium and runs it)"]
-async fn the_page_shows_the_true_label_of_a_camera_clip() {
+async fn the_page_shows_the_true_label_from_the_camera_and_from_a_video_file() {
     let chromium = chromium_executable()
         .expect("no Chromium: install Debian's `chromium` or set COSTREAM_CHROMIUM");
     let dir = temp_dir("browser");
@@ -144,4 +144,67 @@ async fn the_page_shows_the_true_label_of_a_camera_clip() {
         Duration::from_secs(30),
     )
     .await;
+
+    // The same clip as a video file: Chromium records four seconds of the fake camera as
+    // WebM (there is no video encoder on the test machine), and the page's file input gets
+    // the recording. It plays once; the stream ends with the video.
+    let recorded = browser.evaluate(&page, RECORD_AND_CHOOSE_FILE).await;
+    assert!(
+        recorded.as_f64().is_some_and(|bytes| bytes > 0.0),
+        "the recording: {recorded}"
+    );
+    wait_until(
+        &mut browser,
+        &page,
+        "document.getElementById('status').textContent.startsWith('streaming file')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let ended = "document.getElementById('status').textContent.startsWith('stream ended (client)')";
+    let start = Instant::now();
+    let mut readings: Vec<String> = Vec::new();
+    while browser.evaluate(&page, ended).await != Value::Bool(true) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the video file's stream did not end within {DEADLINE:?}; labels read: {readings:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        readings.push(text(&mut browser, &page, "label").await);
+    }
+    let status = text(&mut browser, &page, "status").await;
+    let source = text(&mut browser, &page, "source").await;
+    println!("video file: {source}; labels read: {readings:?}; {status}");
+    assert!(source.starts_with("file “recording.webm”"), "{source}");
+    let predictions: usize = status
+        .split_once("): ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prediction count in {status:?}"));
+    assert!(predictions >= 40, "{status}");
+    let last = text(&mut browser, &page, "label").await;
+    assert_eq!(last, TRUE_LABEL, "the last label of the video file");
+    let legend = text(&mut browser, &page, "legend").await;
+    assert!(legend.contains(TRUE_LABEL), "timeline legend {legend:?}");
 }
+
+/// Records four seconds of the (fake) camera as WebM, hands it to the page's file input as
+/// `recording.webm` and returns its size in bytes.
+const RECORD_AND_CHOOSE_FILE: &str = r#"(async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+    const recorder = new MediaRecorder(stream, { mimeType: 'video/webm' });
+    const chunks = [];
+    recorder.ondataavailable = (event) => chunks.push(event.data);
+    const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+    recorder.start();
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    recorder.stop();
+    await stopped;
+    stream.getTracks().forEach((track) => track.stop());
+    const file = new File(chunks, 'recording.webm', { type: 'video/webm' });
+    const input = document.getElementById('file');
+    const files = new DataTransfer();
+    files.items.add(file);
+    input.files = files.files;
+    input.dispatchEvent(new Event('change'));
+    return file.size;
+})()"#;
