@@ -9,6 +9,7 @@ use costream_continual::{
 use costream_models::x3d::X3dConfig;
 
 use crate::expr::Expr;
+use crate::stgcn::{self, StGcnBlockShape};
 
 /// Why a builder expression was not built.
 #[derive(Debug)]
@@ -42,8 +43,6 @@ const PENDING: &[(&str, &str)] = &[
         "co.RecyclingPositionalEncoding",
         "continual transformers (issue 3)",
     ),
-    ("StGcnBlock", "skeleton models (issue 5)"),
-    ("stgcn_net", "skeleton models (issue 5)"),
 ];
 
 /// Finds the first pending constructor anywhere in the expression.
@@ -155,12 +154,43 @@ fn to3(dims: &[usize], fill: usize) -> [usize; 3] {
     out
 }
 
-/// Builds the module for `expr` on `device`.
+/// What the names in a builder expression stand for, beyond constructors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Namespace {
+    /// The adjacency `A` of the skeleton cases: subsets `K` and joints `V` (its values come
+    /// with the weights).
+    pub graph: Option<[usize; 2]>,
+}
+
+impl Namespace {
+    /// The namespace a golden case's `config` metadata describes (`"V"` and `"K"`).
+    pub fn from_config(config: &serde_json::Value) -> Namespace {
+        let dim = |key: &str| config[key].as_u64().map(|v| v as usize);
+        Namespace {
+            graph: dim("K").zip(dim("V")).map(|(k, v)| [k, v]),
+        }
+    }
+
+    fn graph(&self, func: &str, arg: Option<&Expr>) -> Result<[usize; 2], BuildError> {
+        match (arg, self.graph) {
+            (Some(Expr::Name(name)), Some(graph)) if name == "A" => Ok(graph),
+            (other, _) => Err(unsupported(format!(
+                "{func}: the adjacency must be `A` with the case's K and V, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Builds the module for `expr` on `device`, with `names` for the names it uses.
 ///
 /// # Errors
 /// [`BuildError::Pending`] for constructors later issues implement,
 /// [`BuildError::Unsupported`] for anything else that cannot be built.
-pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, BuildError> {
+pub fn build<B: Backend>(
+    expr: &Expr,
+    names: &Namespace,
+    device: &B::Device,
+) -> Result<CoLayer<B>, BuildError> {
     if let Some(pending) = pending_in(expr) {
         return Err(BuildError::Pending(pending));
     }
@@ -238,14 +268,14 @@ pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, 
         }
         "co.Sequential" => Sequential::new(
             args.iter()
-                .map(|e| build(e, device))
+                .map(|e| build(e, names, device))
                 .collect::<Result<_, _>>()?,
         )
         .into(),
         "co.BroadcastReduce" => {
             let branches = args
                 .iter()
-                .map(|e| build(e, device))
+                .map(|e| build(e, names, device))
                 .collect::<Result<_, _>>()?;
             BroadcastReduce::new(
                 branches,
@@ -259,6 +289,7 @@ pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, 
             let module = build(
                 a.get(0, "module")
                     .ok_or_else(|| unsupported("co.Residual: module"))?,
+                names,
                 device,
             )?;
             let shrink = match a.get(3, "residual_shrink") {
@@ -316,6 +347,24 @@ pub fn build<B: Backend>(expr: &Expr, device: &B::Device) -> Result<CoLayer<B>, 
             .map_err(err)?
             .into()
         }
+        "StGcnBlock" => stgcn::st_gcn_block(
+            StGcnBlockShape {
+                channels: [a.usize(0, "c_in")?, a.usize(1, "c_out")?],
+                graph: names.graph(func, a.get(2, "A"))?,
+                temporal_kernel: a.usize(3, "kt").unwrap_or(9),
+                stride: a.usize(4, "stride").unwrap_or(1),
+                residual: a.bool(5, "residual", true)?,
+            },
+            device,
+        )
+        .map_err(err)?,
+        "stgcn_net" => stgcn::stgcn_net(
+            [a.usize(0, "c_in")?, a.usize(1, "c_hidden")?],
+            names.graph(func, a.get(2, "A"))?,
+            a.usize(3, "kt").unwrap_or(9),
+            device,
+        )
+        .map_err(err)?,
         other => return Err(unsupported(format!("unknown constructor `{other}`"))),
     };
     Ok(layer)

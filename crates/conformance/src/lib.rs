@@ -5,8 +5,10 @@
 //! - [`fixture`]: reading a reference file's tensors, weights and metadata.
 //! - [`expr`]: a parser for the Python builder expressions in the golden metadata.
 //! - [`builder`]: the Rust module each builder expression describes.
+//! - [`stgcn`]: the golden set's ST-GCN block and network.
 #![allow(clippy::unwrap_used)]
 
 pub mod builder;
 pub mod expr;
 pub mod fixture;
+pub mod stgcn;

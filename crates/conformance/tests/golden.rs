@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use burn::prelude::*;
 use costream_backend::{TestBackend, TEST_BACKEND_NAME};
-use costream_conformance::builder::{build, BuildError};
+use costream_conformance::builder::{build, BuildError, Namespace};
 use costream_conformance::expr::{self, Expr};
 use costream_conformance::fixture::GoldenCase;
 use costream_continual::{load_checkpoint, CoLayer, CoModule, TemporalFill};
@@ -42,7 +42,8 @@ fn run_case(case: &GoldenCase, device: &burn::tensor::Device<B>) -> Outcome {
         Ok(e) => e,
         Err(e) => return Outcome::Fail(format!("cannot parse builder: {e}")),
     };
-    let mut module: CoLayer<B> = match build(&expr, device) {
+    let names = Namespace::from_config(&case.json("config"));
+    let mut module: CoLayer<B> = match build(&expr, &names, device) {
         Ok(m) => m,
         Err(BuildError::Pending(what)) => return Outcome::Pending(what),
         Err(BuildError::Unsupported(what)) => return Outcome::Fail(what),

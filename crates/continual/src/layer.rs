@@ -15,6 +15,7 @@ use crate::conv::CoConv;
 use crate::delay::Delay;
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
+use crate::graph::GraphConv;
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, GroupNorm, LayerNorm};
 use crate::per_frame::{Activation, Lambda, Linear};
@@ -50,6 +51,8 @@ pub enum CoLayer<B: Backend> {
     Activation(Activation<B>),
     /// A per-frame closure.
     Lambda(Lambda<B>),
+    /// A spatial graph convolution over skeleton joints.
+    GraphConv(GraphConv<B>),
 }
 
 /// Calls `$body` with `$m` bound to the inner module of any variant.
@@ -67,6 +70,7 @@ macro_rules! dispatch {
             CoLayer::GroupNorm($m) => $body,
             CoLayer::Activation($m) => $body,
             CoLayer::Lambda($m) => $body,
+            CoLayer::GraphConv($m) => $body,
         }
     };
 }
@@ -171,7 +175,8 @@ impl_from!(
     LayerNorm(LayerNorm),
     GroupNorm(GroupNorm),
     Activation(Activation),
-    Lambda(Lambda)
+    Lambda(Lambda),
+    GraphConv(GraphConv)
 );
 
 /// Implements burn's `Module` for a container by delegating to its `Vec<CoLayer>` field; the

@@ -11,7 +11,8 @@
 //!   W]`, frame `[B, C, H, W]`.
 //! - [`conv`], [`pool`], [`delay`]: the temporal primitives.
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
-//! - [`per_frame`], [`norm`]: per-frame modules (linear, activations, norms, closures).
+//! - [`per_frame`], [`norm`], [`graph`]: per-frame modules (linear, activations, norms,
+//!   closures, skeleton graph convolution).
 //! - [`weights`]: checkpoints by PyTorch key names.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -20,6 +21,7 @@ pub mod conv;
 pub mod delay;
 pub mod error;
 pub mod fill;
+pub mod graph;
 pub mod layer;
 pub mod module;
 pub mod norm;
@@ -36,6 +38,7 @@ pub use conv::{CoConv, CoConvConfig};
 pub use delay::Delay;
 pub use error::{ConfigError, StateError, WeightError};
 pub use fill::TemporalFill;
+pub use graph::{GraphConv, GraphConvConfig, GraphConvLayout};
 pub use layer::CoLayer;
 pub use module::{
     clip_frames, load_checkpoint, map_frames, save_checkpoint, stack_frames, CoModule,

@@ -1,0 +1,243 @@
+//! Spatial graph convolution over skeleton joints, per frame (ST-GCN's spatial part).
+//!
+//! With `K` adjacency subsets `A_k` (`[V, V]`, e.g. ST-GCN's spatial-configuration partition)
+//! and a learned element-wise mask `E_k` of the same shape, one frame `x` (`[C_in, V]`) maps to
+//!
+//! `y = Σ_k W_k · x · (A_k ⊙ E_k) + bias`
+//!
+//! where `W_k` is a `[C_out, C_in]` 1×1 convolution per subset. Two checkpoint layouts differ
+//! in where the bias sits and how tensors are named ([`GraphConvLayout`]).
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use crate::error::{ConfigError, WeightError};
+use crate::fill::TemporalFill;
+use crate::module::CoModule;
+use crate::per_frame::{eager, frame_op_modules, FrameOp};
+use crate::state::State;
+use crate::timing::Timing;
+use crate::weights::{join_key, Weights};
+
+frame_op_modules!(GraphConv);
+
+/// How a graph convolution's tensors are named and where its bias applies.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum GraphConvLayout {
+    /// mmskeleton / ST-GCN's `ConvTemporalGraphical` (t_kernel 1): one 1×1 conv to `K·C_out`
+    /// channels before the graph, so each subset's bias is spread by the graph:
+    /// `y = Σ_k (W_k·x + b_k) · (A_k ⊙ E_k)`. Keys: `conv.weight` `[K·C_out, C_in, 1, 1]`,
+    /// `conv.bias` `[K·C_out]`, `A` `[K, V, V]`, `edge_importance` `[K, V, V]`.
+    Mmskeleton,
+    /// continual-skeletons' `GraphConvolution`: a 1×1 conv per subset after the graph:
+    /// `y = Σ_k (W_k·(x · (A_k ⊙ E_k)) + b_k)`. Keys: `g_conv.{k}.weight`
+    /// `[C_out, C_in, 1, 1]`, `g_conv.{k}.bias` `[C_out]`, `A` `[K, V, V]`, `graph_attn`
+    /// `[K, V, V]`.
+    PerSubset,
+}
+
+/// Configuration of a [`GraphConv`].
+#[derive(Config, Debug)]
+pub struct GraphConvConfig {
+    /// Input and output channels.
+    pub channels: [usize; 2],
+    /// Adjacency subsets `K` and joints `V`.
+    pub graph: [usize; 2],
+    /// Checkpoint layout.
+    #[config(default = "GraphConvLayout::Mmskeleton")]
+    pub layout: GraphConvLayout,
+}
+
+impl GraphConvConfig {
+    /// Builds the layer with PyTorch's default conv initialisation, `adjacency` as `A`
+    /// (`[K, V, V]`, row-major; zeros when `None`, to be loaded) and an all-ones mask.
+    ///
+    /// # Shapes
+    /// - adjacency: `K · V · V` values
+    ///
+    /// # Errors
+    /// [`ConfigError`] when `adjacency` does not hold `K · V · V` values.
+    pub fn init<B: Backend>(
+        &self,
+        adjacency: Option<&[f32]>,
+        device: &B::Device,
+    ) -> Result<GraphConv<B>, ConfigError> {
+        let [c_in, c_out] = self.channels;
+        let [k, v] = self.graph;
+        let bound = 1.0 / (c_in.max(1) as f64).sqrt();
+        let init = burn::nn::Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        let adjacency = match adjacency {
+            Some(values) if values.len() == k * v * v => {
+                Tensor::from_data(TensorData::new(values.to_vec(), [k, v, v]), device)
+            }
+            Some(values) => {
+                return Err(ConfigError::new(
+                    "GraphConv",
+                    format!(
+                        "the adjacency holds {} values; {k} subsets of {v}×{v} joints need {}",
+                        values.len(),
+                        k * v * v
+                    ),
+                ))
+            }
+            None => Tensor::zeros([k, v, v], device),
+        };
+        Ok(GraphConv {
+            weight: eager(init.init([k * c_out, c_in], device)),
+            bias: eager(init.init([k, c_out], device)),
+            adjacency: Param::from_tensor(adjacency).set_require_grad(false),
+            mask: Param::from_tensor(Tensor::ones([k, v, v], device)),
+            layout: self.layout,
+        })
+    }
+}
+
+/// A spatial graph convolution applied to every frame (see the module docs). Frames are
+/// `[N, C, V, 1]`: joints along the first spatial dim.
+#[derive(Module, Debug)]
+pub struct GraphConv<B: Backend> {
+    /// The per-subset 1×1 convolutions, stacked: `[K·C_out, C_in]`, subset-major.
+    pub weight: Param<Tensor<B, 2>>,
+    /// Their biases, `[K, C_out]`.
+    pub bias: Param<Tensor<B, 2>>,
+    /// The adjacency subsets `A`, `[K, V, V]` (a buffer: not trained).
+    pub adjacency: Param<Tensor<B, 3>>,
+    /// The learned mask `E` (`edge_importance` or `graph_attn`), `[K, V, V]`.
+    pub mask: Param<Tensor<B, 3>>,
+    #[module(skip)]
+    layout: GraphConvLayout,
+}
+
+impl<B: Backend> GraphConv<B> {
+    /// Adjacency subsets `K` and joints `V`.
+    pub fn graph(&self) -> [usize; 2] {
+        let [k, v, _] = self.adjacency.dims();
+        [k, v]
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.bias.dims()[1]
+    }
+}
+
+impl<B: Backend> FrameOp<B> for GraphConv<B> {
+    fn name(&self) -> &'static str {
+        "graph_conv"
+    }
+
+    /// # Shapes
+    /// - frames: `[N, C_in, V, 1]`; output: `[N, C_out, V, 1]`
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c_in, v, _] = frames.dims();
+        let [k, _] = self.graph();
+        let c_out = self.out_channels();
+        // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N, C_in, V].
+        let mut mixed = self
+            .weight
+            .val()
+            .unsqueeze_dim::<3>(0)
+            .matmul(frames.reshape([n, c_in, v]));
+        if self.layout == GraphConvLayout::Mmskeleton {
+            mixed = mixed + self.bias.val().reshape([1, k * c_out, 1]);
+        }
+        // Σ_k over subsets and joints: [N·C_out, K·V] @ [K·V, V].
+        let graph = (self.adjacency.val() * self.mask.val()).reshape([k * v, v]);
+        let rows = mixed
+            .reshape([n, k, c_out, v])
+            .swap_dims(1, 2)
+            .reshape([n * c_out, k * v]);
+        let mut out = rows.matmul(graph).reshape([n, c_out, v]);
+        if self.layout == GraphConvLayout::PerSubset {
+            out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1]);
+        }
+        out.reshape([n, c_out, v, 1])
+    }
+
+    fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        let device = self.weight.device();
+        let [k, v] = self.graph();
+        let c_out = self.out_channels();
+        let c_in = self.weight.dims()[1];
+        let key = |name: &str| join_key(prefix, name);
+        let (weight, bias, mask_key) = match self.layout {
+            GraphConvLayout::Mmskeleton => (
+                weights.take(
+                    &key("conv.weight"),
+                    &[k * c_out, c_in, 1, 1],
+                    [k * c_out, c_in],
+                    &device,
+                )?,
+                weights.take(&key("conv.bias"), &[k * c_out], [k, c_out], &device)?,
+                "edge_importance",
+            ),
+            GraphConvLayout::PerSubset => {
+                let mut weight = Vec::with_capacity(k);
+                let mut bias = Vec::with_capacity(k);
+                for subset in 0..k {
+                    let conv = |name: &str| key(&format!("g_conv.{subset}.{name}"));
+                    weight.push(weights.take::<B, 2>(
+                        &conv("weight"),
+                        &[c_out, c_in, 1, 1],
+                        [c_out, c_in],
+                        &device,
+                    )?);
+                    bias.push(weights.take::<B, 2>(
+                        &conv("bias"),
+                        &[c_out],
+                        [1, c_out],
+                        &device,
+                    )?);
+                }
+                (Tensor::cat(weight, 0), Tensor::cat(bias, 0), "graph_attn")
+            }
+        };
+        self.weight = Param::from_tensor(weight);
+        self.bias = Param::from_tensor(bias);
+        self.adjacency =
+            Param::from_tensor(weights.take(&key("A"), &[k, v, v], [k, v, v], &device)?)
+                .set_require_grad(false);
+        self.mask =
+            Param::from_tensor(weights.take(&key(mask_key), &[k, v, v], [k, v, v], &device)?);
+        Ok(())
+    }
+
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        let [k, v] = self.graph();
+        let c_out = self.out_channels();
+        let c_in = self.weight.dims()[1];
+        let key = |name: &str| join_key(prefix, name);
+        match self.layout {
+            GraphConvLayout::Mmskeleton => {
+                weights.put(
+                    key("conv.weight"),
+                    self.weight.val(),
+                    &[k * c_out, c_in, 1, 1],
+                );
+                weights.put(key("conv.bias"), self.bias.val(), &[k * c_out]);
+                weights.put(key("edge_importance"), self.mask.val(), &[k, v, v]);
+            }
+            GraphConvLayout::PerSubset => {
+                for subset in 0..k {
+                    let conv = |name: &str| key(&format!("g_conv.{subset}.{name}"));
+                    let rows = subset * c_out..(subset + 1) * c_out;
+                    weights.put(
+                        conv("weight"),
+                        self.weight.val().slice(rows.clone()),
+                        &[c_out, c_in, 1, 1],
+                    );
+                    weights.put(
+                        conv("bias"),
+                        self.bias.val().slice(subset..subset + 1),
+                        &[c_out],
+                    );
+                }
+                weights.put(key("graph_attn"), self.mask.val(), &[k, v, v]);
+            }
+        }
+        weights.put(key("A"), self.adjacency.val(), &[k, v, v]);
+    }
+}
