@@ -11,6 +11,7 @@ use costream_backend::{TestBackend, TEST_BACKEND_NAME};
 use costream_conformance::fixture::GoldenCase;
 use costream_continual::{clip_frames, stack_frames, CoModule, Sequential, TemporalFill};
 use costream_models::checkpoint::read_checkpoint;
+use costream_models::stgcn::{clip_logits, load_stgcn, StGcnConfig, StGcnVariant};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dNaming, X3dVariant};
 use costream_testkit::{check_close, shared_dir, values};
 
@@ -29,6 +30,12 @@ const CASES: &[Case] = &[
     (
         "x3d_wrong_checkpoints_are_named",
         x3d_wrong_checkpoints_are_named,
+    ),
+    ("cost_gcn_ntu60", cost_gcn_ntu60),
+    ("cost_gcn_mod_ntu60", cost_gcn_mod_ntu60),
+    (
+        "stgcn_wrong_checkpoints_are_named",
+        stgcn_wrong_checkpoints_are_named,
     ),
 ];
 
@@ -179,6 +186,111 @@ fn x3d_wrong_checkpoints_are_named(dir: &Path) -> Result<String, String> {
         &["stgcn_ntu60.pt", "is not X3D", "PyTorchVideo"],
     )?;
     Ok("X3D-L, 600 classes, ST-GCN file refused by name".into())
+}
+
+/// CoST-GCN (strided) on `stgcn_ntu60.pt`: steps against `step_output_fixed` (the library's
+/// raw `step_output` has its strided kernel-1 conv bug, README), the clip forward against
+/// `offline_output`, and the offline ST-GCN's global mean against `stgcn_offline_output`.
+fn cost_gcn_ntu60(dir: &Path) -> Result<String, String> {
+    cost_gcn(dir, StGcnVariant::Strided, "stgcn_ntu60.io.safetensors")
+}
+
+/// CoST-GCN* (a prediction per frame) on the same weights.
+fn cost_gcn_mod_ntu60(dir: &Path) -> Result<String, String> {
+    cost_gcn(
+        dir,
+        StGcnVariant::EveryFrame,
+        "cost_gcn_mod_ntu60.io.safetensors",
+    )
+}
+
+fn cost_gcn(dir: &Path, variant: StGcnVariant, io_file: &str) -> Result<String, String> {
+    let io = GoldenCase::read(&dir.join(io_file))?;
+    let config = StGcnConfig::ntu60(variant);
+    let model = load_stgcn::<B>(&config, &dir.join("stgcn_ntu60.pt"), &device())
+        .map_err(|e| e.to_string())?;
+    let network: &Sequential<B> = &model.network;
+    let timing = network.timing();
+    let metadata = |key: &str| -> Result<usize, String> {
+        io.metadata
+            .get(key)
+            .and_then(|d| d.parse().ok())
+            .ok_or(format!("no {key}"))
+    };
+    if (timing.delay, timing.stride) != (metadata("module_delay")?, metadata("module_stride")?) {
+        return Err(format!("timing {timing:?}, reference {:?}", io.metadata));
+    }
+    let input = io.clip::<B>("input", &device())?;
+    let rows = input.dims()[0];
+    let mut state = network.init_state(rows, TemporalFill::Zeros, &device());
+    let (mut emitted, mut outputs) = (Vec::new(), Vec::new());
+    for (t, frame) in clip_frames(input.clone()).enumerate() {
+        if let Some(out) = network.forward_step(frame, &mut state) {
+            emitted.push(t as f32);
+            outputs.push(out);
+        }
+    }
+    if emitted != io.tensor("step_index")?.values {
+        return Err(format!(
+            "emitted at {emitted:?}, reference at {:?}",
+            io.tensor("step_index")?.values
+        ));
+    }
+    let steps = stack_frames(outputs).ok_or("no step output")?;
+    let mut notes = vec![check_close(
+        "steps",
+        &values(steps),
+        &io.tensor("step_output_fixed")?.values,
+    )?];
+    notes.push(check_close(
+        "offline",
+        &values(network.forward(input.clone())),
+        &io.tensor("offline_output")?.values,
+    )?);
+    let offline_stgcn = clip_logits(network, input).ok_or("not an ST-GCN network")?;
+    notes.push(check_close(
+        "offline ST-GCN",
+        &values(offline_stgcn),
+        &io.tensor("stgcn_offline_output")?.values,
+    )?);
+    Ok(notes.join(", "))
+}
+
+/// Real files loaded as the wrong skeleton model fail naming the file and the key.
+fn stgcn_wrong_checkpoints_are_named(dir: &Path) -> Result<String, String> {
+    let expect = |config: StGcnConfig, file: &str, needles: &[&str]| {
+        let message = match load_stgcn::<B>(&config, &dir.join(file), &device()) {
+            Ok(_) => return Err(format!("{file} loaded without error")),
+            Err(e) => e.to_string(),
+        };
+        match needles.iter().find(|n| !message.contains(**n)) {
+            Some(missing) => Err(format!("error `{message}` does not mention `{missing}`")),
+            None => Ok(()),
+        }
+    };
+    expect(
+        StGcnConfig::ntu120(StGcnVariant::Strided),
+        "stgcn_ntu60.pt",
+        &[
+            "stgcn_ntu60.pt",
+            "`fc.weight` has shape [60, 256], expected [120, 256]",
+        ],
+    )?;
+    expect(
+        StGcnConfig::kinetics(StGcnVariant::Strided),
+        "stgcn_ntu60.pt",
+        &["stgcn_ntu60.pt", "data_bn", "[150]", "[108]"],
+    )?;
+    expect(
+        StGcnConfig::ntu60(StGcnVariant::Strided),
+        "x3d_s_slowfast.pyth",
+        &[
+            "x3d_s_slowfast.pyth",
+            "is not ST-GCN",
+            "data_bn.running_mean",
+        ],
+    )?;
+    Ok("NTU-120 and Kinetics shapes, X3D file refused by name".into())
 }
 
 fn main() -> ExitCode {

@@ -11,7 +11,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(module: &'static str, reason: impl Into<String>) -> Self {
+    /// An error of a `module` configuration, saying what is wrong.
+    pub fn new(module: &'static str, reason: impl Into<String>) -> Self {
         ConfigError {
             module,
             reason: reason.into(),

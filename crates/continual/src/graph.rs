@@ -96,7 +96,7 @@ impl GraphConvConfig {
 }
 
 /// A spatial graph convolution applied to every frame (see the module docs). Frames are
-/// `[N, C, V, 1]`: joints along the first spatial dim.
+/// `[N, C, V, P]`: joints along the first spatial dim, persons (or 1) along the second.
 #[derive(Module, Debug)]
 pub struct GraphConv<B: Backend> {
     /// The per-subset 1×1 convolutions, stacked: `[K·C_out, C_in]`, subset-major.
@@ -130,31 +130,38 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
     }
 
     /// # Shapes
-    /// - frames: `[N, C_in, V, 1]`; output: `[N, C_out, V, 1]`
+    /// - frames: `[N, C_in, V, P]`; output: `[N, C_out, V, P]` (each of the `P` persons alike)
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c_in, v, _] = frames.dims();
+        let [n, c_in, v, persons] = frames.dims();
         let [k, _] = self.graph();
         let c_out = self.out_channels();
-        // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N, C_in, V].
-        let mut mixed = self
-            .weight
-            .val()
-            .unsqueeze_dim::<3>(0)
-            .matmul(frames.reshape([n, c_in, v]));
+        // Persons join the batch: [N·P, C_in, V].
+        let rows = n * persons;
+        let x = if persons == 1 {
+            frames.reshape([rows, c_in, v])
+        } else {
+            frames.permute([0, 3, 1, 2]).reshape([rows, c_in, v])
+        };
+        // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N·P, C_in, V].
+        let mut mixed = self.weight.val().unsqueeze_dim::<3>(0).matmul(x);
         if self.layout == GraphConvLayout::Mmskeleton {
             mixed = mixed + self.bias.val().reshape([1, k * c_out, 1]);
         }
-        // Σ_k over subsets and joints: [N·C_out, K·V] @ [K·V, V].
+        // Σ_k over subsets and joints: [N·P·C_out, K·V] @ [K·V, V].
         let graph = (self.adjacency.val() * self.mask.val()).reshape([k * v, v]);
-        let rows = mixed
-            .reshape([n, k, c_out, v])
+        let mixed = mixed
+            .reshape([rows, k, c_out, v])
             .swap_dims(1, 2)
-            .reshape([n * c_out, k * v]);
-        let mut out = rows.matmul(graph).reshape([n, c_out, v]);
+            .reshape([rows * c_out, k * v]);
+        let mut out = mixed.matmul(graph).reshape([rows, c_out, v]);
         if self.layout == GraphConvLayout::PerSubset {
             out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1]);
         }
-        out.reshape([n, c_out, v, 1])
+        if persons == 1 {
+            out.reshape([n, c_out, v, 1])
+        } else {
+            out.reshape([n, persons, c_out, v]).permute([0, 2, 3, 1])
+        }
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {

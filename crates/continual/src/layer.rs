@@ -15,7 +15,9 @@ use crate::conv::CoConv;
 use crate::delay::Delay;
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
+use crate::flat_norm::FlatBatchNorm;
 use crate::graph::GraphConv;
+use crate::graph_unit::GcnUnit;
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, GroupNorm, LayerNorm};
 use crate::per_frame::{Activation, Lambda, Linear};
@@ -53,6 +55,10 @@ pub enum CoLayer<B: Backend> {
     Lambda(Lambda<B>),
     /// A spatial graph convolution over skeleton joints.
     GraphConv(GraphConv<B>),
+    /// A graph convolution with BatchNorm, shortcut and ReLU (continual-skeletons).
+    GcnUnit(GcnUnit<B>),
+    /// BatchNorm over every value of a frame (ST-GCN's `data_bn`).
+    FlatBatchNorm(FlatBatchNorm<B>),
 }
 
 /// Calls `$body` with `$m` bound to the inner module of any variant.
@@ -71,6 +77,8 @@ macro_rules! dispatch {
             CoLayer::Activation($m) => $body,
             CoLayer::Lambda($m) => $body,
             CoLayer::GraphConv($m) => $body,
+            CoLayer::GcnUnit($m) => $body,
+            CoLayer::FlatBatchNorm($m) => $body,
         }
     };
 }
@@ -176,7 +184,9 @@ impl_from!(
     GroupNorm(GroupNorm),
     Activation(Activation),
     Lambda(Lambda),
-    GraphConv(GraphConv)
+    GraphConv(GraphConv),
+    GcnUnit(GcnUnit),
+    FlatBatchNorm(FlatBatchNorm)
 );
 
 /// Implements burn's `Module` for a container by delegating to its `Vec<CoLayer>` field; the

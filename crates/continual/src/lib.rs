@@ -11,8 +11,8 @@
 //!   W]`, frame `[B, C, H, W]`.
 //! - [`conv`], [`pool`], [`delay`]: the temporal primitives.
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
-//! - [`per_frame`], [`norm`], [`graph`]: per-frame modules (linear, activations, norms,
-//!   closures, skeleton graph convolution).
+//! - [`per_frame`], [`norm`], [`flat_norm`], [`graph`], [`graph_unit`]: per-frame modules
+//!   (linear, activations, norms, closures, skeleton graph convolution).
 //! - [`weights`]: checkpoints by PyTorch key names.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -21,7 +21,9 @@ pub mod conv;
 pub mod delay;
 pub mod error;
 pub mod fill;
+pub mod flat_norm;
 pub mod graph;
+pub mod graph_unit;
 pub mod layer;
 pub mod module;
 pub mod norm;
@@ -38,7 +40,9 @@ pub use conv::{CoConv, CoConvConfig};
 pub use delay::Delay;
 pub use error::{ConfigError, StateError, WeightError};
 pub use fill::TemporalFill;
+pub use flat_norm::FlatBatchNorm;
 pub use graph::{GraphConv, GraphConvConfig, GraphConvLayout};
+pub use graph_unit::{GcnUnit, GcnUnitConfig, Shortcut};
 pub use layer::CoLayer;
 pub use module::{
     clip_frames, load_checkpoint, map_frames, save_checkpoint, stack_frames, CoModule,

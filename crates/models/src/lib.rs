@@ -3,6 +3,7 @@
 //!
 //! - [`builtin`]: the model compiled into the binary (trained on synthetic actions).
 //! - [`x3d`]: X3D / CoX3D video models (XS, S, M, L) from PyTorchVideo or PySlowFast files.
+//! - [`stgcn`]: CoST-GCN skeleton models from continual-skeletons checkpoints.
 //! - [`checkpoint`]: PyTorch pickles and safetensors read into key-named weights.
 //! - [`labels`]: class names (Kinetics-400 shipped) and top-k answers.
 //! - [`preprocess`]: how frames are prepared for a video model.
@@ -13,6 +14,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod labels;
 pub mod preprocess;
+pub mod stgcn;
 pub mod x3d;
 
 pub use error::LoadError;

@@ -1,0 +1,151 @@
+//! continual-skeletons' `GraphConvolution` as one per-frame module: the per-subset graph
+//! convolution, BatchNorm, a shortcut (identity, or a 1×1 conv and BatchNorm when the channel
+//! count changes) and ReLU: `relu(bn(graph(x)) + shortcut(x))`.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use crate::error::{ConfigError, WeightError};
+use crate::fill::TemporalFill;
+use crate::graph::{GraphConv, GraphConvConfig, GraphConvLayout};
+use crate::module::CoModule;
+use crate::norm::{BatchNorm, BatchNormConfig};
+use crate::per_frame::{eager, frame_op_modules, FrameOp};
+use crate::state::State;
+use crate::timing::Timing;
+use crate::weights::{join_key, Weights};
+
+frame_op_modules!(GcnUnit);
+
+/// Configuration of a [`GcnUnit`].
+#[derive(Config, Debug)]
+pub struct GcnUnitConfig {
+    /// Input and output channels.
+    pub channels: [usize; 2],
+    /// Adjacency subsets `K` and joints `V`.
+    pub graph: [usize; 2],
+}
+
+impl GcnUnitConfig {
+    /// Builds the unit with `adjacency` as `A` (`[K, V, V]` row-major; zeros when `None`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when `adjacency` does not hold `K · V · V` values.
+    pub fn init<B: Backend>(
+        &self,
+        adjacency: Option<&[f32]>,
+        device: &B::Device,
+    ) -> Result<GcnUnit<B>, ConfigError> {
+        let [c_in, c_out] = self.channels;
+        let bound = 1.0 / (c_in.max(1) as f64).sqrt();
+        let init = burn::nn::Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        Ok(GcnUnit {
+            graph: GraphConvConfig::new(self.channels, self.graph)
+                .with_layout(GraphConvLayout::PerSubset)
+                .init(adjacency, device)?,
+            bn: BatchNormConfig::new(c_out).init(device),
+            shortcut: (c_in != c_out).then(|| Shortcut {
+                weight: eager(init.init([c_out, c_in], device)),
+                bias: eager(init.init([c_out], device)),
+                bn: BatchNormConfig::new(c_out).init(device),
+            }),
+        })
+    }
+}
+
+/// The 1×1 conv and BatchNorm of a shortcut that changes the channel count.
+#[derive(Module, Debug)]
+pub struct Shortcut<B: Backend> {
+    /// `[C_out, C_in]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// `[C_out]`.
+    pub bias: Param<Tensor<B, 1>>,
+    /// The BatchNorm after it.
+    pub bn: BatchNorm<B>,
+}
+
+/// `relu(bn(graph(x)) + shortcut(x))` per frame. PyTorch keys: the graph conv's
+/// (`g_conv.{k}.*`, `A`, `graph_attn`), `bn.*`, and with a conv shortcut
+/// `gcn_residual.0.{weight,bias}` (`[C_out, C_in, 1, 1]`) and `gcn_residual.1.*` (BatchNorm).
+#[derive(Module, Debug)]
+pub struct GcnUnit<B: Backend> {
+    /// The graph convolution.
+    pub graph: GraphConv<B>,
+    /// BatchNorm after it.
+    pub bn: BatchNorm<B>,
+    /// The conv shortcut, when the channel count changes (else the identity).
+    pub shortcut: Option<Shortcut<B>>,
+}
+
+impl<B: Backend> FrameOp<B> for GcnUnit<B> {
+    fn name(&self) -> &'static str {
+        "gcn_unit"
+    }
+
+    /// # Shapes
+    /// - frames: `[N, C_in, V, P]`; output: `[N, C_out, V, P]`
+    fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c_in, v, p] = frames.dims();
+        let residual = match &self.shortcut {
+            None => frames.clone(),
+            Some(shortcut) => {
+                let c_out = shortcut.bias.dims()[0];
+                let mixed = shortcut
+                    .weight
+                    .val()
+                    .unsqueeze_dim::<3>(0)
+                    .matmul(frames.clone().reshape([n, c_in, v * p]))
+                    + shortcut.bias.val().reshape([1, c_out, 1]);
+                shortcut.bn.apply(mixed.reshape([n, c_out, v, p]))
+            }
+        };
+        burn::tensor::activation::relu(self.bn.apply(self.graph.apply(frames)) + residual)
+    }
+
+    fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        self.graph.load(weights, prefix)?;
+        self.bn.load(weights, &join_key(prefix, "bn"))?;
+        if let Some(shortcut) = &mut self.shortcut {
+            let device = shortcut.weight.device();
+            let [c_out, c_in] = shortcut.weight.dims();
+            let conv = join_key(prefix, "gcn_residual.0");
+            shortcut.weight = Param::from_tensor(weights.take(
+                &join_key(&conv, "weight"),
+                &[c_out, c_in, 1, 1],
+                [c_out, c_in],
+                &device,
+            )?);
+            shortcut.bias = Param::from_tensor(weights.take(
+                &join_key(&conv, "bias"),
+                &[c_out],
+                [c_out],
+                &device,
+            )?);
+            shortcut
+                .bn
+                .load(weights, &join_key(prefix, "gcn_residual.1"))?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, weights: &mut Weights, prefix: &str) {
+        self.graph.save(weights, prefix);
+        self.bn.save(weights, &join_key(prefix, "bn"));
+        if let Some(shortcut) = &self.shortcut {
+            let [c_out, c_in] = shortcut.weight.dims();
+            let conv = join_key(prefix, "gcn_residual.0");
+            weights.put(
+                join_key(&conv, "weight"),
+                shortcut.weight.val(),
+                &[c_out, c_in, 1, 1],
+            );
+            weights.put(join_key(&conv, "bias"), shortcut.bias.val(), &[c_out]);
+            shortcut
+                .bn
+                .save(weights, &join_key(prefix, "gcn_residual.1"));
+        }
+    }
+}

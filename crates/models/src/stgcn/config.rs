@@ -1,0 +1,124 @@
+//! The shape of a CoST-GCN network: graph, persons, blocks, classes and the temporal pool.
+
+use super::graph::SkeletonGraph;
+
+/// The two CoST-GCN forms of continual-skeletons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StGcnVariant {
+    /// CoST-GCN: ST-GCN's blocks (temporal kernel 9 padded by 4; stride 2 at blocks 5 and 8),
+    /// one prediction every 4 frames.
+    Strided,
+    /// CoST-GCN*: no temporal padding and no strides, one prediction per frame.
+    EveryFrame,
+}
+
+/// One spatio-temporal block: channels, temporal stride, and whether it has a residual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockShape {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Temporal stride.
+    pub stride: usize,
+    /// Whether the block adds a residual (identity, or a 1×1 conv where the shape changes).
+    pub residual: bool,
+}
+
+/// A CoST-GCN network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StGcnConfig {
+    /// Which form.
+    pub variant: StGcnVariant,
+    /// The skeleton.
+    pub graph: SkeletonGraph,
+    /// Persons per frame (absent persons are zeros).
+    pub persons: usize,
+    /// Values per joint (x, y, confidence or x, y, z).
+    pub in_channels: usize,
+    /// Output classes.
+    pub num_classes: usize,
+    /// The blocks, in order.
+    pub blocks: Vec<BlockShape>,
+    /// Temporal kernel of every block.
+    pub temporal_kernel: usize,
+    /// Frames of the training clips: the temporal pool is sized so that a prediction sees
+    /// them (`T` of the dataset, 300 for NTU RGB+D and Kinetics-Skeleton).
+    pub clip_frames: usize,
+}
+
+impl StGcnConfig {
+    /// ST-GCN's ten blocks, 64 → 256 channels, strides as `variant` has them.
+    pub fn new(
+        variant: StGcnVariant,
+        graph: SkeletonGraph,
+        in_channels: usize,
+        num_classes: usize,
+    ) -> StGcnConfig {
+        let s = |stride| match variant {
+            StGcnVariant::Strided => stride,
+            StGcnVariant::EveryFrame => 1,
+        };
+        let block = |c_in, c_out, stride, residual| BlockShape {
+            c_in,
+            c_out,
+            stride,
+            residual,
+        };
+        StGcnConfig {
+            variant,
+            graph,
+            persons: 2,
+            in_channels,
+            num_classes,
+            blocks: vec![
+                block(in_channels, 64, 1, false),
+                block(64, 64, 1, true),
+                block(64, 64, 1, true),
+                block(64, 64, 1, true),
+                block(64, 128, s(2), true),
+                block(128, 128, 1, true),
+                block(128, 128, 1, true),
+                block(128, 256, s(2), true),
+                block(256, 256, 1, true),
+                block(256, 256, 1, true),
+            ],
+            temporal_kernel: 9,
+            clip_frames: 300,
+        }
+    }
+
+    /// NTU RGB+D 60 (25 joints, 3 coordinates, 2 persons, 60 classes).
+    pub fn ntu60(variant: StGcnVariant) -> StGcnConfig {
+        StGcnConfig::new(variant, SkeletonGraph::ntu_rgbd(), 3, 60)
+    }
+
+    /// NTU RGB+D 120 (as NTU-60 with 120 classes).
+    pub fn ntu120(variant: StGcnVariant) -> StGcnConfig {
+        StGcnConfig::new(variant, SkeletonGraph::ntu_rgbd(), 3, 120)
+    }
+
+    /// Kinetics-Skeleton (OpenPose's 18 joints, x, y, confidence, 2 persons, 400 classes).
+    pub fn kinetics(variant: StGcnVariant) -> StGcnConfig {
+        StGcnConfig::new(variant, SkeletonGraph::openpose(), 3, 400)
+    }
+
+    /// The same network with `classes` outputs.
+    pub fn with_num_classes(mut self, classes: usize) -> StGcnConfig {
+        self.num_classes = classes;
+        self
+    }
+
+    /// Temporal padding of each block's temporal conv.
+    pub fn temporal_padding(&self) -> usize {
+        match self.variant {
+            StGcnVariant::Strided => (self.temporal_kernel - 1) / 2,
+            StGcnVariant::EveryFrame => 0,
+        }
+    }
+
+    /// Channels of the last block (the classifier's input).
+    pub fn features(&self) -> usize {
+        self.blocks.last().map_or(self.in_channels, |b| b.c_out)
+    }
+}

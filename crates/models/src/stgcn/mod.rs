@@ -1,0 +1,24 @@
+//! Skeleton models: CoST-GCN and CoST-GCN* (continual ST-GCN) on skeleton graphs, loading
+//! continual-skeletons checkpoints.
+//!
+//! A clip is `[N, C, T, V, P]`: `C` values per joint (x, y and confidence or z), `V` joints,
+//! `P` persons (2; absent ones are zeros). The network is continual-skeletons' `CoStGcn`:
+//! `data_bn` over every value of a frame, ten spatio-temporal blocks (graph convolution over
+//! the skeleton, temporal convolution, residual), a mean over joints and persons, a temporal
+//! average pool sized to the training clips, and a linear classifier giving logits.
+//!
+//! - [`graph`]: the NTU RGB+D, OpenPose (Kinetics-Skeleton) and COCO skeletons, custom edge
+//!   lists, and the spatial-configuration partition.
+//! - [`config`]: the network's shape (variants, datasets).
+//! - [`build`]: the network from a configuration.
+//! - [`load`]: checkpoints, with the key map.
+
+pub mod build;
+pub mod config;
+pub mod graph;
+pub mod load;
+
+pub use build::{build_stgcn, clip_logits};
+pub use config::{BlockShape, StGcnConfig, StGcnVariant};
+pub use graph::SkeletonGraph;
+pub use load::{continual_key, load_stgcn, load_stgcn_weights, LoadedStGcn};

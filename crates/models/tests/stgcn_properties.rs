@@ -1,0 +1,118 @@
+//! Property tests of the CoST-GCN network over random small configurations, both variants:
+//! `forward_steps(pad_end)` equals the offline `forward`, and a batch of N streams stepped
+//! together equals the N streams stepped alone.
+#![allow(clippy::unwrap_used)]
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use costream_backend::TestBackend;
+use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
+use costream_models::stgcn::{build_stgcn, BlockShape, SkeletonGraph, StGcnConfig, StGcnVariant};
+use costream_testkit::assert_close;
+use proptest::prelude::*;
+
+type B = TestBackend;
+
+/// A small CoST-GCN on a 5-joint chain: four blocks, the third widening with `stride`.
+fn config(variant: StGcnVariant, persons: usize, stride: usize, clip_frames: usize) -> StGcnConfig {
+    let graph = SkeletonGraph::custom("chain", 5, vec![(1, 0), (2, 1), (3, 2), (4, 0)]).unwrap();
+    let mut config = StGcnConfig::new(variant, graph, 3, 4);
+    let stride = match variant {
+        StGcnVariant::Strided => stride,
+        StGcnVariant::EveryFrame => 1,
+    };
+    let block = |c_in, c_out, stride, residual| BlockShape {
+        c_in,
+        c_out,
+        stride,
+        residual,
+    };
+    config.blocks = vec![
+        block(3, 4, 1, false),
+        block(4, 4, 1, true),
+        block(4, 6, stride, true),
+        block(6, 6, 1, true),
+    ];
+    config.temporal_kernel = 3;
+    config.persons = persons;
+    config.clip_frames = clip_frames;
+    config
+}
+
+fn variant() -> impl Strategy<Value = StGcnVariant> {
+    prop_oneof![Just(StGcnVariant::Strided), Just(StGcnVariant::EveryFrame)]
+}
+
+/// 12 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
+fn proptest_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 50,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    #[test]
+    fn streaming_with_flush_equals_offline(
+        variant in variant(),
+        persons in 1usize..=2,
+        stride in 1usize..=2,
+        clip_frames in 10usize..=16,
+        extra in 0usize..=6,
+        rows in 1usize..=2,
+    ) {
+        let device = Default::default();
+        B::seed(&device, 7);
+        let config = config(variant, persons, stride, clip_frames);
+        let network = build_stgcn::<B>(&config, &device).unwrap();
+        let clip = Tensor::<B, 5>::random(
+            [rows, 3, clip_frames + extra, 5, persons],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let offline = network.forward(clip.clone());
+        let mut state = network.init_state(rows, TemporalFill::Zeros, &device);
+        let streamed = network.forward_steps(clip, &mut state, true).unwrap();
+        assert_close(streamed, offline, "pulse+flush vs offline");
+    }
+
+    #[test]
+    fn a_batch_equals_its_streams_alone(
+        variant in variant(),
+        persons in 1usize..=2,
+        frames in 1usize..=6,
+        rows in 2usize..=3,
+        replicate in any::<bool>(),
+    ) {
+        let device = Default::default();
+        B::seed(&device, 8);
+        let network = build_stgcn::<B>(&config(variant, persons, 2, 12), &device).unwrap();
+        let fill = if replicate { TemporalFill::Replicate } else { TemporalFill::Zeros };
+        let timing = network.timing();
+        let clip = Tensor::<B, 5>::random(
+            [rows, 3, timing.delay + frames * timing.stride, 5, persons],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let step_all = |input: Tensor<B, 5>| {
+            let mut state = network.init_state(input.dims()[0], fill, &device);
+            let outputs: Vec<_> = clip_frames(input)
+                .filter_map(|frame| network.forward_step(frame, &mut state))
+                .collect();
+            stack_frames(outputs).unwrap()
+        };
+        let batched = step_all(clip.clone());
+        for row in 0..rows {
+            let alone = step_all(clip.clone().narrow(0, row, 1));
+            assert_close(batched.clone().narrow(0, row, 1), alone, "batch row vs alone");
+        }
+    }
+}
