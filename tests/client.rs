@@ -1,7 +1,8 @@
 //! `costream stream` against the real server, for each input kind (issue 8): a y4m video, a
 //! folder of PNG and JPEG images and an MJPEG video of synthetic actions are labelled by the
-//! built-in model; skeleton (JSON, CSV) and feature (npy, safetensors) files reach the server,
-//! which refuses them by name because it serves no skeleton or feature model.
+//! built-in model; skeleton sequences (JSON, CSV) by a CoST-GCN* exactly as the same network
+//! in-process; and skeleton and feature (npy, safetensors) files sent to the video model reach
+//! it and are refused by name (costream serves no feature model yet).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -240,4 +241,144 @@ fn skeleton_and_feature_files_reach_the_server_and_are_refused_by_name() {
         stderr.contains("broken.csv: line 2: y `oops` is not a number"),
         "{stderr}"
     );
+}
+
+/// Frames of a synthetic one-person skeleton sequence (25 joints), deterministic.
+fn skeleton_frames(frames: usize) -> Vec<Vec<[f32; 3]>> {
+    (0..frames)
+        .map(|t| {
+            (0..25)
+                .map(|j| {
+                    let phase = t as f32 * 0.1 + j as f32 * 0.7;
+                    [
+                        phase.sin(),
+                        (phase * 1.3).cos(),
+                        0.5 + 0.5 * (phase * 0.2).sin(),
+                    ]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The served (tiny) CoST-GCN* run in-process from the same seed: the top class and its
+/// probability of each prediction.
+fn reference_skeleton_predictions(seed: u64, frames: &[Vec<[f32; 3]>]) -> Vec<(u64, f32)> {
+    use burn::prelude::*;
+    use costream_backend::Cpu;
+    use costream_continual::{CoModule, TemporalFill};
+    use costream_models::stgcn::{build_stgcn, StGcnConfig, StGcnVariant};
+    let device = Default::default();
+    Cpu::seed(&device, seed);
+    let network =
+        build_stgcn::<Cpu>(&StGcnConfig::tiny(StGcnVariant::EveryFrame), &device).unwrap();
+    let mut state = network.init_state(1, TemporalFill::Zeros, &device);
+    let mut out = Vec::new();
+    for joints in frames {
+        // [C, V, P] with the second person absent.
+        let mut frame = vec![0.0f32; 3 * 25 * 2];
+        for (v, joint) in joints.iter().enumerate() {
+            for c in 0..3 {
+                frame[(c * 25 + v) * 2] = joint[c];
+            }
+        }
+        let input = Tensor::<Cpu, 4>::from_data(TensorData::new(frame, [1, 3, 25, 2]), &device);
+        if let Some(logits) = network.forward_step(input, &mut state) {
+            let probabilities: Vec<f32> =
+                burn::tensor::activation::softmax(logits.reshape([1, 60]), 1)
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .unwrap();
+            let (best, score) =
+                probabilities
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::MIN),
+                        |(bi, bs), (i, &s)| if s > bs { (i, s) } else { (bi, bs) },
+                    );
+            out.push((best as u64, score));
+        }
+    }
+    out
+}
+
+#[test]
+fn skeleton_json_and_csv_are_labelled_by_a_skeleton_model_as_in_process() {
+    let seed = 5;
+    let server = Server::start(
+        "client-skeleton",
+        &[
+            "--model-name",
+            "cost-gcn-star",
+            "--model-family",
+            "stgcn",
+            "--model-variant",
+            "tiny-mod",
+            "--weights",
+            &format!("random:{seed}"),
+        ],
+    );
+    let dir = temp_dir("client-skeleton");
+    let frames = skeleton_frames(70);
+    let expected = reference_skeleton_predictions(seed, &frames);
+    assert_eq!(
+        expected.len(),
+        7,
+        "the tiny CoST-GCN* predicts from frame 63 on"
+    );
+
+    let json: Vec<Vec<Vec<[f32; 3]>>> = frames.iter().map(|person| vec![person.clone()]).collect();
+    let json_path = dir.join("pose.json");
+    std::fs::write(&json_path, serde_json::to_string(&json).unwrap()).unwrap();
+    let mut csv = String::from("frame,person,joint,x,y,confidence\n");
+    for (t, joints) in frames.iter().enumerate() {
+        for (j, [x, y, c]) in joints.iter().enumerate() {
+            csv.push_str(&format!("{t},0,{j},{x},{y},{c}\n"));
+        }
+    }
+    let csv_path = dir.join("pose.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+
+    for path in [&json_path, &csv_path] {
+        let (ok, stdout, stderr) = stream(
+            &server,
+            path,
+            &[
+                "--model",
+                "cost-gcn-star",
+                "--format",
+                "json",
+                "--top-k",
+                "1",
+            ],
+        );
+        assert!(ok, "{}: {stderr}", path.display());
+        let predictions: Vec<(u64, f32, String)> = stdout
+            .lines()
+            .filter_map(|line| {
+                let answer: serde_json::Value = serde_json::from_str(line).unwrap();
+                let best = answer.get("prediction")?["topK"][0].clone();
+                Some((
+                    best["index"].as_u64().unwrap_or(0),
+                    best["score"].as_f64().unwrap() as f32,
+                    best["label"].as_str().unwrap().to_string(),
+                ))
+            })
+            .collect();
+        assert_eq!(predictions.len(), expected.len(), "{}", path.display());
+        for ((index, score, label), (want_index, want_score)) in predictions.iter().zip(&expected) {
+            assert_eq!(index, want_index, "{}: top class", path.display());
+            assert!(
+                (score - want_score).abs() < 1e-4,
+                "{}: {score} vs {want_score}",
+                path.display()
+            );
+            assert_eq!(
+                label,
+                &costream_models::ntu60().name(*index as usize).unwrap()
+            );
+        }
+    }
 }

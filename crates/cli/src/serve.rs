@@ -34,8 +34,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "COSTREAM_MODEL_NAME", default_value = "synthetic-actions")]
     model_name: String,
 
-    /// X3D variant of the served model: xs, s, m, l, tiny, tiny-nose or synthetic-actions
-    /// (without --config).
+    /// Family of the served model (without --config): x3d (video) or stgcn (skeletons).
+    #[arg(long, env = "COSTREAM_MODEL_FAMILY", value_enum, default_value = "x3d")]
+    model_family: FamilyArg,
+
+    /// Variant of the served model (without --config). x3d: xs, s, m, l, tiny, tiny-nose or
+    /// synthetic-actions; stgcn: ntu60, ntu120 or kinetics, each also with -mod (CoST-GCN*,
+    /// a prediction every frame).
     #[arg(
         long,
         env = "COSTREAM_MODEL_VARIANT",
@@ -148,6 +153,15 @@ enum QueuePolicyArg {
     DropOldest,
 }
 
+/// `--model-family` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FamilyArg {
+    /// X3D video models (variants xs, s, m, l, tiny, tiny-nose, synthetic-actions).
+    X3d,
+    /// ST-GCN skeleton models (variants ntu60, ntu120, kinetics, each also with -mod).
+    Stgcn,
+}
+
 /// `--log-format` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -167,9 +181,13 @@ impl ServeArgs {
             .parse()
             .map_err(|e| format!("--weights: {e}"))?;
         let device: DeviceSpec = self.device.parse().map_err(|e| format!("--device: {e}"))?;
+        let family = match self.model_family {
+            FamilyArg::X3d => Family::X3d,
+            FamilyArg::Stgcn => Family::StGcn,
+        };
         let mut model = ModelConfig::new(
             self.model_name.clone(),
-            Family::X3d,
+            family,
             self.model_variant.clone(),
             weights,
         );

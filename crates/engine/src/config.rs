@@ -4,8 +4,9 @@
 //! ```toml
 //! [[model]]
 //! name = "cox3d-s"          # the name clients ask for
-//! family = "x3d"            # model family (x3d)
-//! variant = "s"             # family variant: xs, s, m, l, tiny, tiny-nose, synthetic-actions
+//! family = "x3d"            # model family: x3d (video) or stgcn (skeletons)
+//! variant = "s"             # x3d: xs, s, m, l, tiny, tiny-nose, synthetic-actions;
+//!                           # stgcn: ntu60, ntu120, kinetics (+ "-mod": every frame)
 //! weights = "x3d_s.pyth"    # checkpoint (relative to this file), "builtin" or "random:SEED"
 //! device = "cpu"            # cpu, wgpu[:N], cuda[:N]
 //! pool_window = 64          # optional: prediction window in frames (CoX3D-*64)
@@ -44,7 +45,8 @@ pub struct ModelConfig {
     /// The model family.
     pub family: Family,
     /// The family's variant (X3D: `xs`, `s`, `m`, `l`, `tiny`, or `tiny-nose`: tiny without
-    /// squeeze-excitation).
+    /// squeeze-excitation, `synthetic-actions`; ST-GCN: `ntu60`, `ntu120`, `kinetics`, each
+    /// also with `-mod`).
     pub variant: String,
     /// Where the weights come from.
     pub weights: WeightsSource,

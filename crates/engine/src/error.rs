@@ -167,6 +167,22 @@ pub enum FrameError {
         /// Values sent.
         found: usize,
     },
+    /// A skeleton frame with more persons than the model takes.
+    #[error("the frame has {found} persons; this model takes at most {max} (send the main ones)")]
+    Persons {
+        /// Persons the model takes.
+        max: usize,
+        /// Persons sent.
+        found: usize,
+    },
+    /// A skeleton frame with another joint count than the model's skeleton.
+    #[error("the frame has {found} joints per person; this model's skeleton has {expected}")]
+    Joints {
+        /// The model's joints.
+        expected: usize,
+        /// Joints sent.
+        found: usize,
+    },
     /// A NaN or infinite value.
     #[error("value {index} is {value}: inputs must be finite")]
     NonFinite {

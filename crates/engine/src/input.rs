@@ -99,6 +99,16 @@ pub enum InputSpec {
     /// Video frames: images (encoded or raw) preprocessed as the spec says, or tensors of
     /// the network's input shape `[3, crop, crop]`.
     Video(VideoPreprocess),
+    /// Skeleton joints: `[persons, joints, channels]` values (up to `persons`; absent persons
+    /// are zeros), or tensors of the network's input shape `[channels, joints, persons]`.
+    Skeleton {
+        /// Values per joint (x, y, confidence).
+        channels: usize,
+        /// Joints per person.
+        joints: usize,
+        /// Persons per frame.
+        persons: usize,
+    },
 }
 
 impl InputSpec {
@@ -106,6 +116,11 @@ impl InputSpec {
     pub fn frame_shape(&self) -> [usize; 3] {
         match self {
             InputSpec::Video(spec) => [3, spec.crop, spec.crop],
+            InputSpec::Skeleton {
+                channels,
+                joints,
+                persons,
+            } => [*channels, *joints, *persons],
         }
     }
 
@@ -113,6 +128,9 @@ impl InputSpec {
     pub fn describe(&self) -> &'static str {
         match self {
             InputSpec::Video(_) => "video frames (JPEG, PNG, raw pixels or [3, H, W] tensors)",
+            InputSpec::Skeleton { .. } => {
+                "skeleton joints ([persons, joints, 3] values or [3, joints, persons] tensors)"
+            }
         }
     }
 
@@ -141,16 +159,64 @@ impl InputSpec {
                 &from_raw(*format, *width, *height, data)?,
                 spec,
             )),
-            (InputSpec::Video(_), FramePayload::Tensor { shape, data }) => {
+            (
+                InputSpec::Video(_) | InputSpec::Skeleton { .. },
+                FramePayload::Tensor { shape, data },
+            ) => {
                 check_values(shape, data, &self.frame_shape())?;
                 Ok(data.clone())
             }
-            (InputSpec::Video(_), other) => Err(FrameError::WrongKind {
+            (
+                InputSpec::Skeleton {
+                    channels,
+                    joints,
+                    persons,
+                },
+                FramePayload::Skeleton {
+                    persons: sent,
+                    joints: sent_joints,
+                    data,
+                },
+            ) => {
+                check_values(
+                    &[*sent, *sent_joints, *channels],
+                    data,
+                    &[*sent, *sent_joints, *channels],
+                )?;
+                if sent > persons {
+                    return Err(FrameError::Persons {
+                        max: *persons,
+                        found: *sent,
+                    });
+                }
+                if sent_joints != joints {
+                    return Err(FrameError::Joints {
+                        expected: *joints,
+                        found: *sent_joints,
+                    });
+                }
+                Ok(skeleton_input(data, [*channels, *joints, *persons], *sent))
+            }
+            (_, other) => Err(FrameError::WrongKind {
                 expected: self.describe(),
                 found: other.kind(),
             }),
         }
     }
+}
+
+/// Joints `[sent, V, C]` as the network's frame `[C, V, P]`, persons beyond `sent` zero.
+fn skeleton_input(data: &[f32], [c, v, p]: [usize; 3], sent: usize) -> Vec<f32> {
+    let mut frame = vec![0.0; c * v * p];
+    for person in 0..sent.min(p) {
+        for joint in 0..v {
+            for channel in 0..c {
+                frame[(channel * v + joint) * p + person] =
+                    data[(person * v + joint) * c + channel];
+            }
+        }
+    }
+    frame
 }
 
 /// Checks a declared shape against the values sent and the shape wanted, and that every value
@@ -252,5 +318,69 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn skeleton() -> InputSpec {
+        InputSpec::Skeleton {
+            channels: 3,
+            joints: 4,
+            persons: 2,
+        }
+    }
+
+    #[test]
+    fn skeleton_joints_become_channels_by_joints_by_persons_with_absent_persons_zero() {
+        // One person of 4 joints, (x, y, c) = (10j, 10j + 1, 10j + 2).
+        let data: Vec<f32> = (0..4)
+            .flat_map(|j| {
+                [
+                    10.0 * j as f32,
+                    10.0 * j as f32 + 1.0,
+                    10.0 * j as f32 + 2.0,
+                ]
+            })
+            .collect();
+        let frame = skeleton()
+            .prepare(&FramePayload::Skeleton {
+                persons: 1,
+                joints: 4,
+                data,
+            })
+            .unwrap();
+        assert_eq!(frame.len(), 3 * 4 * 2);
+        // [c][v][p]: channel 1 of joint 2 of person 0, and person 1 all zero.
+        assert_eq!(frame[(4 + 2) * 2], 21.0);
+        assert!((0..12).all(|i| frame[2 * i + 1] == 0.0));
+    }
+
+    #[test]
+    fn skeleton_frames_are_checked() {
+        let spec = skeleton();
+        let prepare = |persons, joints, data: Vec<f32>| {
+            spec.prepare(&FramePayload::Skeleton {
+                persons,
+                joints,
+                data,
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            prepare(3, 4, vec![0.0; 36]),
+            "the frame has 3 persons; this model takes at most 2 (send the main ones)"
+        );
+        assert_eq!(
+            prepare(1, 5, vec![0.0; 15]),
+            "the frame has 5 joints per person; this model's skeleton has 4"
+        );
+        assert!(prepare(1, 4, vec![0.0; 11]).contains("holds 12 values, got 11"));
+        let mut bad = vec![0.0; 12];
+        bad[5] = f32::INFINITY;
+        assert!(prepare(1, 4, bad).contains("value 5 is inf"));
+        assert!(spec
+            .prepare(&FramePayload::Encoded(vec![0xFF, 0xD8]))
+            .unwrap_err()
+            .to_string()
+            .starts_with("this model takes skeleton joints"));
     }
 }

@@ -5,9 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::prelude::*;
-use costream_continual::{CoModule, Sequential, State, TemporalFill, Timing};
+use costream_continual::{
+    Activation, ActivationKind, CoModule, Sequential, State, TemporalFill, Timing,
+};
+use costream_models::stgcn::{build_stgcn, load_stgcn, StGcnConfig, StGcnVariant};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
-use costream_models::{builtin, kinetics400, Labels};
+use costream_models::{builtin, kinetics400, ntu60, Labels};
 use serde::Deserialize;
 
 use crate::config::{BatchPolicy, ModelConfig, SlotPolicy, WeightsSource};
@@ -22,6 +25,10 @@ pub enum Family {
     /// X3D video networks, stepped as CoX3D (variants `xs`, `s`, `m`, `l`, `tiny`,
     /// `tiny-nose`, `synthetic-actions`).
     X3d,
+    /// ST-GCN skeleton networks, stepped as CoST-GCN (variants `ntu60`, `ntu120`,
+    /// `kinetics`, and `tiny` for tests; with `-mod`, CoST-GCN*: a prediction every frame).
+    #[serde(rename = "stgcn")]
+    StGcn,
 }
 
 impl Family {
@@ -29,6 +36,7 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::X3d => "x3d",
+            Family::StGcn => "stgcn",
         }
     }
 }
@@ -79,6 +87,7 @@ impl<B: Backend> LoadedModel<B> {
     pub(crate) fn load(config: &ModelConfig, device: &B::Device) -> Result<Self, EngineError> {
         match config.family {
             Family::X3d => load_x3d_model(config, device),
+            Family::StGcn => load_stgcn_model(config, device),
         }
     }
 
@@ -208,6 +217,88 @@ fn load_x3d_model<B: Backend>(
         device: config.device,
         input: InputSpec::Video(x3d.preprocessing(frame_stride)),
         frame_stride,
+        timing: network.timing(),
+        labels: Arc::new(labels),
+        slots: config.slots,
+        batch: config.batch,
+        state_bytes_per_stream: 0,
+    };
+    Ok(LoadedModel { network, info })
+}
+
+/// The skeleton network of the `stgcn` family, with a softmax so that steps give class
+/// probabilities as the video models do.
+fn load_stgcn_model<B: Backend>(
+    config: &ModelConfig,
+    device: &B::Device,
+) -> Result<LoadedModel<B>, EngineError> {
+    let bad = |message: String| EngineError::Config {
+        model: config.name.clone(),
+        message,
+    };
+    let (dataset, variant) = match config.variant.strip_suffix("-mod") {
+        Some(dataset) => (dataset, StGcnVariant::EveryFrame),
+        None => (config.variant.as_str(), StGcnVariant::Strided),
+    };
+    let mut stgcn = match dataset {
+        "ntu60" => StGcnConfig::ntu60(variant),
+        "ntu120" => StGcnConfig::ntu120(variant),
+        "kinetics" => StGcnConfig::kinetics(variant),
+        "tiny" => StGcnConfig::tiny(variant),
+        other => {
+            return Err(bad(format!(
+                "unknown stgcn variant `{other}`: expected ntu60, ntu120, kinetics or tiny, each \
+                 optionally with -mod (a prediction every frame)"
+            )))
+        }
+    };
+    if let Some(classes) = config.num_classes {
+        stgcn = stgcn.with_num_classes(classes);
+    }
+    if config.pool_window.is_some() {
+        return Err(bad(
+            "pool_window does not apply to stgcn: the pool follows the 300-frame clips".into(),
+        ));
+    }
+    let load_error = |message: String| EngineError::Load {
+        model: config.name.clone(),
+        message,
+    };
+    let network = match &config.weights {
+        WeightsSource::File(path) => {
+            load_stgcn::<B>(&stgcn, path, device)
+                .map_err(|e| load_error(e.to_string()))?
+                .network
+        }
+        WeightsSource::Builtin => {
+            return Err(bad(
+                "there are no built-in stgcn weights: give a checkpoint file or random:SEED".into(),
+            ))
+        }
+        WeightsSource::Random { seed } => {
+            B::seed(device, *seed);
+            build_stgcn::<B>(&stgcn, device).map_err(|e| load_error(e.to_string()))?
+        }
+    };
+    let network = Sequential::named(vec![
+        ("network", network.into()),
+        ("softmax", Activation::new(ActivationKind::Softmax).into()),
+    ]);
+    let labels = match (&config.labels, dataset, stgcn.num_classes) {
+        (None, "ntu60" | "tiny", 60) => ntu60().clone(),
+        _ => labels(config, stgcn.num_classes)?,
+    };
+    let info = ModelInfo {
+        name: config.name.clone(),
+        family: config.family,
+        variant: config.variant.clone(),
+        device: config.device,
+        input: InputSpec::Skeleton {
+            channels: stgcn.in_channels,
+            joints: stgcn.graph.joints,
+            persons: stgcn.persons,
+        },
+        frame_stride: 1,
         timing: network.timing(),
         labels: Arc::new(labels),
         slots: config.slots,

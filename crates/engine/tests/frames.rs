@@ -55,6 +55,7 @@ fn encoded_and_raw_images_are_preprocessed_as_the_model_says() {
     let (w, h, rgb) = card();
     let spec = match &engine.model("tiny").unwrap().input {
         costream_engine::InputSpec::Video(spec) => spec.clone(),
+        other => panic!("the tiny X3D takes {other:?}"),
     };
     let expected = video_input(&from_raw(PixelFormat::Rgb8, w, h, &rgb).unwrap(), &spec);
     let rgba: Vec<u8> = rgb

@@ -9,6 +9,13 @@ pub fn kinetics400() -> &'static Labels {
     LABELS.get_or_init(|| Labels::from_lines(include_str!("../labels/kinetics400.txt")))
 }
 
+/// The 60 NTU RGB+D action classes (A1–A60), in the dataset's order, as continual-skeletons'
+/// NTU-60 checkpoints index them.
+pub fn ntu60() -> &'static Labels {
+    static LABELS: OnceLock<Labels> = OnceLock::new();
+    LABELS.get_or_init(|| Labels::from_lines(include_str!("../labels/ntu60.txt")))
+}
+
 /// Class names by output index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labels {

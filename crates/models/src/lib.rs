@@ -5,7 +5,7 @@
 //! - [`x3d`]: X3D / CoX3D video models (XS, S, M, L) from PyTorchVideo or PySlowFast files.
 //! - [`stgcn`]: CoST-GCN skeleton models from continual-skeletons checkpoints.
 //! - [`checkpoint`]: PyTorch pickles and safetensors read into key-named weights.
-//! - [`labels`]: class names (Kinetics-400 shipped) and top-k answers.
+//! - [`labels`]: class names (Kinetics-400 and NTU RGB+D 60 shipped) and top-k answers.
 //! - [`preprocess`]: how frames are prepared for a video model.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -18,5 +18,5 @@ pub mod stgcn;
 pub mod x3d;
 
 pub use error::LoadError;
-pub use labels::{kinetics400, Labels, Ranked};
+pub use labels::{kinetics400, ntu60, Labels, Ranked};
 pub use preprocess::VideoPreprocess;

@@ -103,6 +103,31 @@ impl StGcnConfig {
         StGcnConfig::new(variant, SkeletonGraph::openpose(), 3, 400)
     }
 
+    /// A small NTU-60 network for tests and benchmarks: four blocks of 8 and 16 channels
+    /// (the third strided in the strided variant), pooled for 64-frame clips, so that the
+    /// first prediction comes about 60 frames into a stream.
+    pub fn tiny(variant: StGcnVariant) -> StGcnConfig {
+        let mut config = StGcnConfig::ntu60(variant);
+        let stride = match variant {
+            StGcnVariant::Strided => 2,
+            StGcnVariant::EveryFrame => 1,
+        };
+        let block = |c_in, c_out, stride, residual| BlockShape {
+            c_in,
+            c_out,
+            stride,
+            residual,
+        };
+        config.blocks = vec![
+            block(3, 8, 1, false),
+            block(8, 8, 1, true),
+            block(8, 16, stride, true),
+            block(16, 16, 1, true),
+        ];
+        config.clip_frames = 64;
+        config
+    }
+
     /// The same network with `classes` outputs.
     pub fn with_num_classes(mut self, classes: usize) -> StGcnConfig {
         self.num_classes = classes;
