@@ -62,17 +62,7 @@ async fn stream_clip(server: &Server, clip: &Clip) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_out_clips_of_every_class_are_labelled_right_after_the_fill() {
-    let server = Server::start(
-        "accuracy",
-        &[
-            "--model-name",
-            "synthetic-actions",
-            "--model-variant",
-            "synthetic-actions",
-            "--weights",
-            "builtin",
-        ],
-    );
+    let server = Server::start_builtin("accuracy");
     let (mut right, mut total) = (0, 0);
     let mut report = Vec::new();
     for action in Action::ALL {

@@ -64,17 +64,7 @@ async fn the_page_shows_the_true_label_from_the_camera_and_from_a_video_file() {
         .unwrap();
     assert!(synth.status.success(), "costream synth failed: {synth:?}");
 
-    let server = Server::start(
-        "browser",
-        &[
-            "--model-name",
-            "synthetic-actions",
-            "--model-variant",
-            "synthetic-actions",
-            "--weights",
-            "builtin",
-        ],
-    );
+    let server = Server::start_builtin("browser");
     let mut browser = Browser::launch(
         &chromium,
         &dir.join("profile"),

@@ -18,20 +18,6 @@ const FRAMES: usize = 40;
 /// Frames the built-in model consumes before its first prediction.
 const DELAY: usize = 8;
 
-fn builtin_server(name: &str) -> Server {
-    Server::start(
-        name,
-        &[
-            "--model-name",
-            "synthetic-actions",
-            "--model-variant",
-            "synthetic-actions",
-            "--weights",
-            "builtin",
-        ],
-    )
-}
-
 /// Runs `costream stream INPUT --url … ARGS`; returns success, stdout and stderr.
 fn stream(server: &Server, input: &Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_costream"))
@@ -106,7 +92,7 @@ fn png(frame: &Frame) -> Vec<u8> {
 
 #[test]
 fn videos_and_image_folders_are_labelled_frame_by_frame() {
-    let server = builtin_server("client-video");
+    let server = Server::start_builtin("client-video");
     let dir = temp_dir("client-video");
 
     // y4m, written by `costream synth`, printed as JSON lines.
@@ -180,7 +166,7 @@ fn videos_and_image_folders_are_labelled_frame_by_frame() {
 
 #[test]
 fn skeleton_and_feature_files_reach_the_server_and_are_refused_by_name() {
-    let server = builtin_server("client-other");
+    let server = Server::start_builtin("client-other");
     let dir = temp_dir("client-other");
     let skeleton_json = dir.join("pose.json");
     std::fs::write(

@@ -60,6 +60,21 @@ impl Server {
         Server::start_in(temp_dir(name), args)
     }
 
+    /// [`Server::start`] serving the built-in model (`synthetic-actions`, trained weights).
+    pub fn start_builtin(name: &str) -> Server {
+        Server::start(
+            name,
+            &[
+                "--model-name",
+                "synthetic-actions",
+                "--model-variant",
+                "synthetic-actions",
+                "--weights",
+                "builtin",
+            ],
+        )
+    }
+
     /// [`Server::start`] in an existing folder (to restart on the same database).
     pub fn start_in(dir: PathBuf, args: &[&str]) -> Server {
         let database = format!("sqlite://{}", dir.join("costream.sqlite3").display());

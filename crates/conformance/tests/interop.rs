@@ -117,21 +117,7 @@ fn cox3d_s_slowfast(dir: &Path) -> Result<String, String> {
         ));
     }
     let input = io.clip::<B>("input", &device())?;
-    let mut state = network.init_state(1, TemporalFill::Zeros, &device());
-    let (mut emitted, mut outputs) = (Vec::new(), Vec::new());
-    for (t, frame) in clip_frames(input.clone()).enumerate() {
-        if let Some(out) = network.forward_step(frame, &mut state) {
-            emitted.push(t as f32);
-            outputs.push(out);
-        }
-    }
-    if emitted != io.tensor("step_index")?.values {
-        return Err(format!(
-            "emitted at {emitted:?}, reference at {:?}",
-            io.tensor("step_index")?.values
-        ));
-    }
-    let steps = stack_frames(outputs).ok_or("no step output")?;
+    let steps = steps_at_reference_times(network, input.clone(), &io)?;
     let mut notes = vec![check_close(
         "steps",
         &values(steps),
@@ -145,6 +131,33 @@ fn cox3d_s_slowfast(dir: &Path) -> Result<String, String> {
         &io.tensor("offline_output")?.values,
     )?);
     Ok(notes.join(", "))
+}
+
+/// Steps `network` through `input` from a zero state and returns its outputs, checking that
+/// they come at the reference's `step_index` frames.
+///
+/// # Shapes
+/// - input: `[N, C, T, …]`; output: `[N, classes, outputs, 1, 1]`
+fn steps_at_reference_times(
+    network: &Sequential<B>,
+    input: Tensor<B, 5>,
+    io: &GoldenCase,
+) -> Result<Tensor<B, 5>, String> {
+    let mut state = network.init_state(input.dims()[0], TemporalFill::Zeros, &device());
+    let (mut emitted, mut outputs) = (Vec::new(), Vec::new());
+    for (t, frame) in clip_frames(input).enumerate() {
+        if let Some(out) = network.forward_step(frame, &mut state) {
+            emitted.push(t as f32);
+            outputs.push(out);
+        }
+    }
+    let reference = &io.tensor("step_index")?.values;
+    if &emitted != reference {
+        return Err(format!(
+            "emitted at {emitted:?}, reference at {reference:?}"
+        ));
+    }
+    stack_frames(outputs).ok_or_else(|| "no step output".to_string())
 }
 
 /// Real files loaded as the wrong model fail with an error that names the file and the key.
@@ -221,22 +234,7 @@ fn cost_gcn(dir: &Path, variant: StGcnVariant, io_file: &str) -> Result<String, 
         return Err(format!("timing {timing:?}, reference {:?}", io.metadata));
     }
     let input = io.clip::<B>("input", &device())?;
-    let rows = input.dims()[0];
-    let mut state = network.init_state(rows, TemporalFill::Zeros, &device());
-    let (mut emitted, mut outputs) = (Vec::new(), Vec::new());
-    for (t, frame) in clip_frames(input.clone()).enumerate() {
-        if let Some(out) = network.forward_step(frame, &mut state) {
-            emitted.push(t as f32);
-            outputs.push(out);
-        }
-    }
-    if emitted != io.tensor("step_index")?.values {
-        return Err(format!(
-            "emitted at {emitted:?}, reference at {:?}",
-            io.tensor("step_index")?.values
-        ));
-    }
-    let steps = stack_frames(outputs).ok_or("no step output")?;
+    let steps = steps_at_reference_times(network, input.clone(), &io)?;
     let mut notes = vec![check_close(
         "steps",
         &values(steps),

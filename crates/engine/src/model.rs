@@ -91,6 +91,30 @@ impl<B: Backend> LoadedModel<B> {
         }
     }
 
+    /// `network` served as `config` says, taking `input` and answering with `labels`.
+    fn describe(
+        config: &ModelConfig,
+        network: Sequential<B>,
+        input: InputSpec,
+        frame_stride: usize,
+        labels: Labels,
+    ) -> Self {
+        let info = ModelInfo {
+            name: config.name.clone(),
+            family: config.family,
+            variant: config.variant.clone(),
+            device: config.device,
+            input,
+            frame_stride,
+            timing: network.timing(),
+            labels: Arc::new(labels),
+            slots: config.slots,
+            batch: config.batch,
+            state_bytes_per_stream: 0,
+        };
+        LoadedModel { network, info }
+    }
+
     /// A fresh state for `rows` streams.
     pub(crate) fn init_state(
         &self,
@@ -210,20 +234,14 @@ fn load_x3d_model<B: Backend>(
             (network, x3d)
         }
     };
-    let info = ModelInfo {
-        name: config.name.clone(),
-        family: config.family,
-        variant: config.variant.clone(),
-        device: config.device,
-        input: InputSpec::Video(x3d.preprocessing(frame_stride)),
+    let input = InputSpec::Video(x3d.preprocessing(frame_stride));
+    Ok(LoadedModel::describe(
+        config,
+        network,
+        input,
         frame_stride,
-        timing: network.timing(),
-        labels: Arc::new(labels),
-        slots: config.slots,
-        batch: config.batch,
-        state_bytes_per_stream: 0,
-    };
-    Ok(LoadedModel { network, info })
+        labels,
+    ))
 }
 
 /// The skeleton network of the `stgcn` family, with a softmax so that steps give class
@@ -288,24 +306,12 @@ fn load_stgcn_model<B: Backend>(
         (None, "ntu60" | "tiny", 60) => ntu60().clone(),
         _ => labels(config, stgcn.num_classes)?,
     };
-    let info = ModelInfo {
-        name: config.name.clone(),
-        family: config.family,
-        variant: config.variant.clone(),
-        device: config.device,
-        input: InputSpec::Skeleton {
-            channels: stgcn.in_channels,
-            joints: stgcn.graph.joints,
-            persons: stgcn.persons,
-        },
-        frame_stride: 1,
-        timing: network.timing(),
-        labels: Arc::new(labels),
-        slots: config.slots,
-        batch: config.batch,
-        state_bytes_per_stream: 0,
+    let input = InputSpec::Skeleton {
+        channels: stgcn.in_channels,
+        joints: stgcn.graph.joints,
+        persons: stgcn.persons,
     };
-    Ok(LoadedModel { network, info })
+    Ok(LoadedModel::describe(config, network, input, 1, labels))
 }
 
 /// The configured label file; the built-in model's labels for the builtin weights; Kinetics-400

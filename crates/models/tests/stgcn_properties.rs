@@ -21,12 +21,7 @@ fn config(variant: StGcnVariant, persons: usize, stride: usize, clip_frames: usi
         StGcnVariant::Strided => stride,
         StGcnVariant::EveryFrame => 1,
     };
-    let block = |c_in, c_out, stride, residual| BlockShape {
-        c_in,
-        c_out,
-        stride,
-        residual,
-    };
+    let block = BlockShape::new;
     config.blocks = vec![
         block(3, 4, 1, false),
         block(4, 4, 1, true),

@@ -25,6 +25,18 @@ pub struct BlockShape {
     pub residual: bool,
 }
 
+impl BlockShape {
+    /// A block `c_in → c_out` with temporal `stride`, with or without a residual.
+    pub fn new(c_in: usize, c_out: usize, stride: usize, residual: bool) -> BlockShape {
+        BlockShape {
+            c_in,
+            c_out,
+            stride,
+            residual,
+        }
+    }
+}
+
 /// A CoST-GCN network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StGcnConfig {
@@ -59,12 +71,7 @@ impl StGcnConfig {
             StGcnVariant::Strided => stride,
             StGcnVariant::EveryFrame => 1,
         };
-        let block = |c_in, c_out, stride, residual| BlockShape {
-            c_in,
-            c_out,
-            stride,
-            residual,
-        };
+        let block = BlockShape::new;
         StGcnConfig {
             variant,
             graph,
@@ -112,12 +119,7 @@ impl StGcnConfig {
             StGcnVariant::Strided => 2,
             StGcnVariant::EveryFrame => 1,
         };
-        let block = |c_in, c_out, stride, residual| BlockShape {
-            c_in,
-            c_out,
-            stride,
-            residual,
-        };
+        let block = BlockShape::new;
         config.blocks = vec![
             block(3, 8, 1, false),
             block(8, 8, 1, true),
