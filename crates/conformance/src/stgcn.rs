@@ -7,6 +7,7 @@ use costream_continual::{
     residual, Activation, ActivationKind, BatchNormConfig, BroadcastReduce, CoConvConfig, CoLayer,
     ConfigError, GraphConvConfig, GraphConvLayout, Reduce, ResidualShrink, Sequential,
 };
+use costream_models::stgcn::temporal_conv;
 
 /// One block's shape.
 #[derive(Debug, Clone, Copy)]
@@ -49,19 +50,14 @@ pub fn st_gcn_block<B: Backend>(
         ("gcn_bn", BatchNormConfig::new(c_out).init(device).into()),
         ("gcn_relu", relu()),
     ]);
-    let tcn = Sequential::named(vec![
-        (
-            "t_conv",
-            CoConvConfig::new([c_out, c_out], [shape.temporal_kernel, 1, 1])
-                .with_padding([pad, 0, 0])
-                .with_stride([shape.stride, 1, 1])
-                .with_spatial_dims(1)
-                .init(device)?
-                .into(),
-        ),
-        ("bn", BatchNormConfig::new(c_out).init(device).into()),
-    ]);
-    let main: CoLayer<B> = Sequential::named(vec![("gcn", gcn.into()), ("tcn", tcn.into())]).into();
+    let tcn = temporal_conv(
+        [c_out, c_out],
+        shape.temporal_kernel,
+        pad,
+        shape.stride,
+        device,
+    )?;
+    let main: CoLayer<B> = Sequential::named(vec![("gcn", gcn.into()), ("tcn", tcn)]).into();
     let block = if !shape.residual {
         vec![("main", main), ("relu", relu())]
     } else if c_in == c_out && shape.stride == 1 {

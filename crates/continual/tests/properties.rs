@@ -13,7 +13,7 @@ use costream_continual::{
     clip_frames, residual, stack_frames, Activation, ActivationKind, BroadcastReduce, CoConvConfig,
     CoLayer, CoModule, CoPoolConfig, PoolKind, Reduce, ResidualShrink, Sequential, TemporalFill,
 };
-use costream_testkit::{assert_close, values};
+use costream_testkit::{assert_close, proptest_cases, values};
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -264,12 +264,8 @@ fn three_streams(spec: &Spec, seed: u64, device: &Device<B>) -> ThreeStreams {
 
 /// 40 cases per property unless `PROPTEST_CASES` says otherwise.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
     ProptestConfig {
-        cases,
+        cases: proptest_cases(40),
         max_shrink_iters: 200,
         failure_persistence: None,
         ..ProptestConfig::default()

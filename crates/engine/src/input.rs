@@ -178,11 +178,8 @@ impl InputSpec {
                     data,
                 },
             ) => {
-                check_values(
-                    &[*sent, *sent_joints, *channels],
-                    data,
-                    &[*sent, *sent_joints, *channels],
-                )?;
+                check_length(&[*sent, *sent_joints, *channels], data)?;
+                check_finite(data)?;
                 if sent > persons {
                     return Err(FrameError::Persons {
                         max: *persons,
@@ -222,6 +219,18 @@ fn skeleton_input(data: &[f32], [c, v, p]: [usize; 3], sent: usize) -> Vec<f32> 
 /// Checks a declared shape against the values sent and the shape wanted, and that every value
 /// is finite.
 fn check_values(shape: &[usize], data: &[f32], wanted: &[usize]) -> Result<(), FrameError> {
+    check_length(shape, data)?;
+    if shape != wanted {
+        return Err(FrameError::Shape {
+            expected: wanted.to_vec(),
+            found: shape.to_vec(),
+        });
+    }
+    check_finite(data)
+}
+
+/// Checks that `data` holds exactly the values of the declared `shape`.
+fn check_length(shape: &[usize], data: &[f32]) -> Result<(), FrameError> {
     let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     if expected != Some(data.len()) {
         return Err(FrameError::Length {
@@ -230,16 +239,15 @@ fn check_values(shape: &[usize], data: &[f32], wanted: &[usize]) -> Result<(), F
             found: data.len(),
         });
     }
-    if shape != wanted {
-        return Err(FrameError::Shape {
-            expected: wanted.to_vec(),
-            found: shape.to_vec(),
-        });
-    }
-    if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(FrameError::NonFinite { index, value });
-    }
     Ok(())
+}
+
+/// Checks that every value is finite.
+fn check_finite(data: &[f32]) -> Result<(), FrameError> {
+    match data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        Some((index, &value)) => Err(FrameError::NonFinite { index, value }),
+        None => Ok(()),
+    }
 }
 
 /// A frame ready for the network: its sequence number, values, and when it was accepted.

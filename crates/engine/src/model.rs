@@ -211,7 +211,8 @@ fn load_x3d_model<B: Backend>(
             config.variant
         )));
     }
-    let labels = labels(config, x3d.num_classes)?;
+    let builtin_labels = (config.weights == WeightsSource::Builtin).then(builtin::labels);
+    let labels = labels(config, x3d.num_classes, builtin_labels)?;
     let load_error = |message: String| EngineError::Load {
         model: config.name.clone(),
         message,
@@ -275,7 +276,7 @@ fn load_stgcn_model<B: Backend>(
     }
     if config.pool_window.is_some() {
         return Err(bad(
-            "pool_window does not apply to stgcn: the pool follows the 300-frame clips".into(),
+            "pool_window does not apply to stgcn: the pool follows the training clips".into(),
         ));
     }
     let load_error = |message: String| EngineError::Load {
@@ -302,10 +303,9 @@ fn load_stgcn_model<B: Backend>(
         ("network", network.into()),
         ("softmax", Activation::new(ActivationKind::Softmax).into()),
     ]);
-    let labels = match (&config.labels, dataset, stgcn.num_classes) {
-        (None, "ntu60" | "tiny", 60) => ntu60().clone(),
-        _ => labels(config, stgcn.num_classes)?,
-    };
+    let ntu_labels = (matches!(dataset, "ntu60" | "tiny") && stgcn.num_classes == ntu60().len())
+        .then(|| ntu60().clone());
+    let labels = labels(config, stgcn.num_classes, ntu_labels)?;
     let input = InputSpec::Skeleton {
         channels: stgcn.in_channels,
         joints: stgcn.graph.joints,
@@ -314,17 +314,21 @@ fn load_stgcn_model<B: Backend>(
     Ok(LoadedModel::describe(config, network, input, 1, labels))
 }
 
-/// The configured label file; the built-in model's labels for the builtin weights; Kinetics-400
-/// for 400 classes; else `class_0`, `class_1`, ….
-fn labels(config: &ModelConfig, classes: usize) -> Result<Labels, EngineError> {
-    let labels = match &config.labels {
-        Some(path) => read_labels(path).map_err(|message| EngineError::Config {
+/// The configured label file; else the family's `default` (the built-in model's, NTU-60's);
+/// Kinetics-400 for 400 classes; else `class_0`, `class_1`, ….
+fn labels(
+    config: &ModelConfig,
+    classes: usize,
+    default: Option<Labels>,
+) -> Result<Labels, EngineError> {
+    let labels = match (&config.labels, default) {
+        (Some(path), _) => read_labels(path).map_err(|message| EngineError::Config {
             model: config.name.clone(),
             message,
         })?,
-        None if config.weights == WeightsSource::Builtin => builtin::labels(),
-        None if classes == kinetics400().len() => kinetics400().clone(),
-        None => Labels::new((0..classes).map(|i| format!("class_{i}")).collect()),
+        (None, Some(default)) => default,
+        (None, None) if classes == kinetics400().len() => kinetics400().clone(),
+        (None, None) => Labels::new((0..classes).map(|i| format!("class_{i}")).collect()),
     };
     if labels.len() != classes {
         return Err(EngineError::Config {

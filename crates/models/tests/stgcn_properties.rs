@@ -8,7 +8,7 @@ use burn::tensor::Distribution;
 use costream_backend::TestBackend;
 use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
 use costream_models::stgcn::{build_stgcn, BlockShape, SkeletonGraph, StGcnConfig, StGcnVariant};
-use costream_testkit::assert_close;
+use costream_testkit::{assert_close, proptest_cases};
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -40,12 +40,8 @@ fn variant() -> impl Strategy<Value = StGcnVariant> {
 
 /// 12 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
 fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
     ProptestConfig {
-        cases,
+        cases: proptest_cases(12),
         max_shrink_iters: 50,
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -10,7 +10,7 @@ use burn::tensor::Distribution;
 use costream_backend::TestBackend;
 use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
 use costream_models::x3d::{ShortcutNorm, X3dConfig};
-use costream_testkit::assert_close;
+use costream_testkit::{assert_close, proptest_cases};
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -56,12 +56,8 @@ fn shortcut_norm() -> impl Strategy<Value = ShortcutNorm> {
 
 /// 16 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
 fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
     ProptestConfig {
-        cases,
+        cases: proptest_cases(16),
         max_shrink_iters: 50,
         failure_persistence: None,
         ..ProptestConfig::default()

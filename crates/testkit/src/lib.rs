@@ -84,3 +84,11 @@ pub fn shared_dir(env_var: &str, name: &str) -> PathBuf {
             .join(name),
     }
 }
+
+/// Cases per property test: `PROPTEST_CASES` when set to a number, else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -183,11 +183,13 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
 
     // Frames are read (and decoded) on their own thread, a few ahead of sending.
     let (frames_tx, mut frames_rx) = mpsc::channel(READ_AHEAD);
-    std::thread::spawn(move || loop {
-        let next = frames.next_frame().transpose();
-        let last = !matches!(next, Some(Ok(_)));
-        if frames_tx.blocking_send(next).is_err() || last {
-            return;
+    // The channel closes after the last frame or the first error.
+    std::thread::spawn(move || {
+        while let Some(next) = frames.next_frame().transpose() {
+            let failed = next.is_err();
+            if frames_tx.blocking_send(next).is_err() || failed {
+                return;
+            }
         }
     });
 
@@ -213,8 +215,9 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
         tokio::select! {
             answer = receive(&mut socket) => {
                 let msg = answer?;
-                let latency = answered_frame(&msg).and_then(|s| sent_at.remove(&s)).map(|t| t.elapsed());
-                if answered_frame(&msg).is_some() {
+                let frame = answered_frame(&msg);
+                let latency = frame.and_then(|s| sent_at.remove(&s)).map(|t| t.elapsed());
+                if frame.is_some() {
                     printer.answered();
                 }
                 printer.answer(&msg, latency);
@@ -247,7 +250,7 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
             }
             next = frames_rx.recv(), if may_send && paced => {
                 match next {
-                    Some(Some(Ok(payload))) => {
+                    Some(Ok(payload)) => {
                         let pts = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
                         sent_at.insert(seq, Instant::now());
                         send(&mut socket, client_message::Msg::Frame(Frame { seq, pts, payload: Some(payload) })).await?;
@@ -256,11 +259,11 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
                             next_send += period;
                         }
                     }
-                    Some(Some(Err(e))) => {
+                    Some(Err(e)) => {
                         printer.finish();
                         return Err(e);
                     }
-                    Some(None) | None => input_done = true,
+                    None => input_done = true,
                 }
             }
             () = tokio::time::sleep_until(next_send), if may_send && !paced => {}

@@ -90,9 +90,10 @@ impl Frames {
         (self.next)()
     }
 
-    fn from_vec(payloads: Vec<Payload>) -> Frames {
-        let total = Some(payloads.len());
-        let mut payloads = payloads.into_iter();
+    /// Frames already read, each made a payload by `payload`.
+    fn from_items<T: Send + 'static>(items: Vec<T>, payload: fn(T) -> Payload) -> Frames {
+        let total = Some(items.len());
+        let mut payloads = items.into_iter().map(payload);
         Frames {
             total,
             next: Box::new(move || Ok(payloads.next())),
@@ -152,35 +153,23 @@ pub(crate) fn open(
                 }),
             }
         }
-        InputKind::SkeletonJson => Frames::from_vec(
-            skeleton::from_json(&text()?)
-                .map_err(named)?
-                .into_iter()
-                .map(Payload::Skeleton)
-                .collect(),
+        InputKind::SkeletonJson => Frames::from_items(
+            skeleton::from_json(&text()?).map_err(named)?,
+            Payload::Skeleton,
         ),
-        InputKind::SkeletonCsv => Frames::from_vec(
-            skeleton::from_csv(&text()?)
-                .map_err(named)?
-                .into_iter()
-                .map(Payload::Skeleton)
-                .collect(),
+        InputKind::SkeletonCsv => Frames::from_items(
+            skeleton::from_csv(&text()?).map_err(named)?,
+            Payload::Skeleton,
         ),
-        InputKind::Npy => Frames::from_vec(
-            features::from_npy(&read()?)
-                .map_err(named)?
-                .into_frames()
-                .into_iter()
-                .map(Payload::Features)
-                .collect(),
+        InputKind::Npy => Frames::from_items(
+            features::from_npy(&read()?).map_err(named)?.into_frames(),
+            Payload::Features,
         ),
-        InputKind::Safetensors => Frames::from_vec(
+        InputKind::Safetensors => Frames::from_items(
             features::from_safetensors(&read()?, tensor)
                 .map_err(named)?
-                .into_frames()
-                .into_iter()
-                .map(Payload::Features)
-                .collect(),
+                .into_frames(),
+            Payload::Features,
         ),
     })
 }

@@ -20,7 +20,10 @@ fn relu<B: Backend>() -> CoLayer<B> {
 /// A temporal conv `(kernel, 1)` and BatchNorm, as continual-skeletons' `TemporalConvolution`
 /// (a `Conv2d` over time and joints in the checkpoint; persons, the second spatial dim here,
 /// are convolved alike).
-fn temporal_conv<B: Backend>(
+///
+/// # Errors
+/// [`ConfigError`] for a kernel, padding or stride the conv rejects.
+pub fn temporal_conv<B: Backend>(
     channels: [usize; 2],
     kernel: usize,
     padding: usize,

@@ -61,18 +61,15 @@ pub fn load_stgcn_weights<B: Backend>(
         });
     }
     let mut network = build_stgcn::<B>(config, device)?;
+    let does_not_fit = |source| LoadError::Weights {
+        path: origin.to_path_buf(),
+        model: model.clone(),
+        source,
+    };
     let renamed = weights
         .renamed(|key| Some(continual_key(config, key)))
-        .map_err(|source| LoadError::Weights {
-            path: origin.to_path_buf(),
-            model: model.clone(),
-            source,
-        })?;
-    load_checkpoint(&mut network, renamed).map_err(|source| LoadError::Weights {
-        path: origin.to_path_buf(),
-        model,
-        source,
-    })?;
+        .map_err(does_not_fit)?;
+    load_checkpoint(&mut network, renamed).map_err(does_not_fit)?;
     Ok(LoadedStGcn {
         network,
         config: config.clone(),

@@ -18,7 +18,7 @@ pub mod config;
 pub mod graph;
 pub mod load;
 
-pub use build::{build_stgcn, clip_logits};
+pub use build::{build_stgcn, clip_logits, temporal_conv};
 pub use config::{BlockShape, StGcnConfig, StGcnVariant};
 pub use graph::SkeletonGraph;
 pub use load::{continual_key, load_stgcn, load_stgcn_weights, LoadedStGcn};
