@@ -3,7 +3,9 @@
 use burn::prelude::*;
 use costream_continual::{
     residual, Activation, ActivationKind, BatchNormConfig, BroadcastReduce, CoConvConfig, CoLayer,
-    CoPoolConfig, Delay, LinearConfig, NormConfig, PoolKind, Reduce, ResidualShrink, Sequential,
+    CoPoolConfig, Delay, EncoderLayerConfig, EncoderOutput, LinearConfig, NormConfig, PoolKind,
+    PositionalTable, RecyclingPositionalEncoding, Reduce, ResidualShrink, Sequential,
+    TransformerEncoderConfig,
 };
 
 use costream_models::x3d::X3dConfig;
@@ -11,54 +13,40 @@ use costream_models::x3d::X3dConfig;
 use crate::expr::Expr;
 use crate::stgcn::{self, StGcnBlockShape};
 
-/// Why a builder expression was not built.
+/// Why a builder expression was not built: what is not supported.
 #[derive(Debug)]
-pub enum BuildError {
-    /// A module that a later issue implements: the case is pending, not failed.
-    Pending(String),
-    /// Anything else: the case fails.
-    Unsupported(String),
+pub struct BuildError(pub String);
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 fn unsupported(msg: impl Into<String>) -> BuildError {
-    BuildError::Unsupported(msg.into())
+    BuildError(msg.into())
 }
 
-/// Constructors that later issues implement, with the issue that owns them.
-const PENDING: &[(&str, &str)] = &[
-    ("co.TransformerEncoder", "continual transformers (issue 3)"),
-    (
-        "co.TransformerEncoderLayerFactory",
-        "continual transformers (issue 3)",
-    ),
-    (
-        "co.SingleOutputTransformerEncoderLayer",
-        "continual transformers (issue 3)",
-    ),
-    (
-        "co.RetroactiveTransformerEncoderLayer",
-        "continual transformers (issue 3)",
-    ),
-    (
-        "co.RecyclingPositionalEncoding",
-        "continual transformers (issue 3)",
-    ),
-];
-
-/// Finds the first pending constructor anywhere in the expression.
-fn pending_in(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Call { func, args, kwargs } => PENDING
-            .iter()
-            .find(|(name, _)| name == func)
-            .map(|(name, owner)| format!("{name}: {owner}"))
-            .or_else(|| {
-                args.iter()
-                    .chain(kwargs.iter().map(|(_, v)| v))
-                    .find_map(pending_in)
-            }),
-        Expr::Tuple(items) => items.iter().find_map(pending_in),
-        _ => None,
+/// `expr` with every `sequence_len=` keyword argument set to `len` (the transformer cases'
+/// offline output attends over the whole clip: a window as long as the clip).
+pub fn with_sequence_len(expr: &Expr, len: usize) -> Expr {
+    match expr {
+        Expr::Call { func, args, kwargs } => Expr::Call {
+            func: func.clone(),
+            args: args.iter().map(|e| with_sequence_len(e, len)).collect(),
+            kwargs: kwargs
+                .iter()
+                .map(|(k, v)| {
+                    let v = if k == "sequence_len" {
+                        Expr::Int(len as i64)
+                    } else {
+                        with_sequence_len(v, len)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -184,16 +172,12 @@ impl Namespace {
 /// Builds the module for `expr` on `device`, with `names` for the names it uses.
 ///
 /// # Errors
-/// [`BuildError::Pending`] for constructors later issues implement,
-/// [`BuildError::Unsupported`] for anything else that cannot be built.
+/// [`BuildError`] naming what cannot be built.
 pub fn build<B: Backend>(
     expr: &Expr,
     names: &Namespace,
     device: &B::Device,
 ) -> Result<CoLayer<B>, BuildError> {
-    if let Some(pending) = pending_in(expr) {
-        return Err(BuildError::Pending(pending));
-    }
     let Expr::Call { func, args, kwargs } = expr else {
         return Err(unsupported(format!("not a module constructor: {expr:?}")));
     };
@@ -365,9 +349,60 @@ pub fn build<B: Backend>(
             device,
         )
         .map_err(err)?,
+        "co.SingleOutputTransformerEncoderLayer" => transformer(&a, 1, EncoderOutput::Last, device)?,
+        "co.RetroactiveTransformerEncoderLayer" => {
+            transformer(&a, 1, EncoderOutput::Window, device)?
+        }
+        "co.TransformerEncoder" => match a.get(0, "encoder_layer") {
+            Some(Expr::Call { func, args, kwargs }) if func == "co.TransformerEncoderLayerFactory" => {
+                let factory = Args { func, args, kwargs };
+                transformer(&factory, a.usize(1, "num_layers")?, EncoderOutput::Last, device)?
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "co.TransformerEncoder: encoder_layer must be a co.TransformerEncoderLayerFactory call, got {other:?}"
+                )))
+            }
+        },
+        "co.RecyclingPositionalEncoding" => {
+            let table = if a.bool(2, "learned", true)? {
+                PositionalTable::Learned
+            } else {
+                PositionalTable::Cyclic
+            };
+            RecyclingPositionalEncoding::new(a.usize(0, "embed_dim")?, a.usize(1, "num_embeds")?, table, device)
+                .map_err(err)?
+                .into()
+        }
         other => return Err(unsupported(format!("unknown constructor `{other}`"))),
     };
     Ok(layer)
+}
+
+/// A transformer encoder from the reference's layer arguments (`d_model`, `nhead`,
+/// `dim_feedforward`, `dropout` (identity in eval), `activation` (only "relu": the reference
+/// maps "gelu" to ReLU too), `layer_norm_eps`, `sequence_len`).
+fn transformer<B: Backend>(
+    a: &Args<'_>,
+    layers: usize,
+    output: EncoderOutput,
+    device: &B::Device,
+) -> Result<CoLayer<B>, BuildError> {
+    match a.str(4, "activation") {
+        None | Some("relu" | "gelu") => {}
+        Some(other) => return Err(unsupported(format!("{}: activation `{other}`", a.func))),
+    }
+    let layer = EncoderLayerConfig::new(
+        a.usize(0, "d_model")?,
+        a.usize(1, "nhead")?,
+        a.usize(2, "dim_feedforward").unwrap_or(2048),
+    )
+    .with_layer_norm_eps(a.float(5, "layer_norm_eps", 1e-5)?);
+    TransformerEncoderConfig::new(layer, layers, a.usize(usize::MAX, "sequence_len")?)
+        .with_output(output)
+        .init(device)
+        .map(CoLayer::from)
+        .map_err(|e| unsupported(e.to_string()))
 }
 
 fn reduce_of(name: Option<&str>) -> Result<Reduce, BuildError> {

@@ -22,9 +22,12 @@ use crate::module::CoModule;
 use crate::norm::{BatchNorm, GroupNorm, LayerNorm};
 use crate::per_frame::{Activation, Lambda, Linear};
 use crate::pool::CoPool;
+use crate::positional::RecyclingPositionalEncoding;
+use crate::recurrent::Recurrent;
 use crate::sequential::Sequential;
 use crate::state::State;
 use crate::timing::Timing;
+use crate::transformer::TransformerEncoder;
 use crate::weights::Weights;
 
 /// Any Co module. Containers ([`Sequential`], [`BroadcastReduce`]) hold `CoLayer`s.
@@ -59,6 +62,12 @@ pub enum CoLayer<B: Backend> {
     GcnUnit(GcnUnit<B>),
     /// BatchNorm over every value of a frame (ST-GCN's `data_bn`).
     FlatBatchNorm(FlatBatchNorm<B>),
+    /// A transformer encoder over a sliding window of tokens.
+    Transformer(TransformerEncoder<B>),
+    /// A recycling positional encoding added to tokens.
+    PositionalEncoding(RecyclingPositionalEncoding<B>),
+    /// RNN, GRU or LSTM layers.
+    Recurrent(Recurrent<B>),
 }
 
 /// Calls `$body` with `$m` bound to the inner module of any variant.
@@ -79,6 +88,9 @@ macro_rules! dispatch {
             CoLayer::GraphConv($m) => $body,
             CoLayer::GcnUnit($m) => $body,
             CoLayer::FlatBatchNorm($m) => $body,
+            CoLayer::Transformer($m) => $body,
+            CoLayer::PositionalEncoding($m) => $body,
+            CoLayer::Recurrent($m) => $body,
         }
     };
 }
@@ -186,7 +198,10 @@ impl_from!(
     Lambda(Lambda),
     GraphConv(GraphConv),
     GcnUnit(GcnUnit),
-    FlatBatchNorm(FlatBatchNorm)
+    FlatBatchNorm(FlatBatchNorm),
+    Transformer(TransformerEncoder),
+    PositionalEncoding(RecyclingPositionalEncoding),
+    Recurrent(Recurrent)
 );
 
 /// Implements burn's `Module` for a container by delegating to its `Vec<CoLayer>` field; the

@@ -13,6 +13,8 @@
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
 //! - [`per_frame`], [`norm`], [`flat_norm`], [`graph`], [`graph_unit`]: per-frame modules
 //!   (linear, activations, norms, closures, skeleton graph convolution).
+//! - [`transformer`], [`positional`], [`recurrent`]: continual transformer encoders
+//!   (single-output, retroactive, any depth), recycling positional encodings, RNN/GRU/LSTM.
 //! - [`weights`]: checkpoints by PyTorch key names.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -29,10 +31,13 @@ pub mod module;
 pub mod norm;
 pub mod per_frame;
 pub mod pool;
+pub mod positional;
+pub mod recurrent;
 pub mod sequential;
 pub mod snapshot;
 pub mod state;
 pub mod timing;
+pub mod transformer;
 pub mod weights;
 
 pub use broadcast::{residual, BroadcastReduce, Reduce, ResidualShrink};
@@ -50,7 +55,12 @@ pub use module::{
 pub use norm::{BatchNorm, BatchNormConfig, GroupNorm, LayerNorm, NormConfig};
 pub use per_frame::{Activation, ActivationKind, FrameOp, Lambda, Linear, LinearConfig};
 pub use pool::{CoPool, CoPoolConfig, PoolKind};
+pub use positional::{PositionalTable, RecyclingPositionalEncoding};
+pub use recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 pub use sequential::Sequential;
 pub use state::State;
 pub use timing::Timing;
+pub use transformer::{
+    EncoderLayerConfig, EncoderOutput, TransformerEncoder, TransformerEncoderConfig,
+};
 pub use weights::{WeightTensor, Weights};
