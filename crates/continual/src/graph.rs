@@ -15,11 +15,39 @@ use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
 use crate::per_frame::{eager, frame_op_modules, FrameOp};
-use crate::state::State;
+use crate::state::{contiguous, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
 frame_op_modules!(GraphConv);
+
+/// Skeleton frames with each person as its own batch row, laid out afresh (see
+/// [`contiguous`] for why).
+///
+/// # Shapes
+/// - frames: `[N, C, V, P]`; output `[N·P, C, V]`
+pub(crate) fn persons_into_batch<B: Backend>(frames: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [n, c, v, p] = frames.dims();
+    if p == 1 {
+        contiguous(frames).reshape([n, c, v])
+    } else {
+        contiguous(frames.permute([0, 3, 1, 2])).reshape([n * p, c, v])
+    }
+}
+
+/// The inverse of [`persons_into_batch`].
+///
+/// # Shapes
+/// - rows: `[N·P, C, V]`; output `[N, C, V, P]`
+pub(crate) fn persons_out_of_batch<B: Backend>(rows: Tensor<B, 3>, persons: usize) -> Tensor<B, 4> {
+    let [np, c, v] = rows.dims();
+    let n = np / persons;
+    if persons == 1 {
+        rows.reshape([n, c, v, 1])
+    } else {
+        contiguous(rows.reshape([n, persons, c, v]).permute([0, 2, 3, 1]))
+    }
+}
 
 /// How a graph convolution's tensors are named and where its bias applies.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -132,16 +160,11 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
     /// # Shapes
     /// - frames: `[N, C_in, V, P]`; output: `[N, C_out, V, P]` (each of the `P` persons alike)
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c_in, v, persons] = frames.dims();
+        let [n, _, v, persons] = frames.dims();
         let [k, _] = self.graph();
         let c_out = self.out_channels();
-        // Persons join the batch: [N·P, C_in, V].
         let rows = n * persons;
-        let x = if persons == 1 {
-            frames.reshape([rows, c_in, v])
-        } else {
-            frames.permute([0, 3, 1, 2]).reshape([rows, c_in, v])
-        };
+        let x = persons_into_batch(frames);
         // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N·P, C_in, V].
         let mut mixed = self.weight.val().unsqueeze_dim::<3>(0).matmul(x);
         if self.layout == GraphConvLayout::Mmskeleton {
@@ -157,11 +180,7 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
         if self.layout == GraphConvLayout::PerSubset {
             out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1]);
         }
-        if persons == 1 {
-            out.reshape([n, c_out, v, 1])
-        } else {
-            out.reshape([n, persons, c_out, v]).permute([0, 2, 3, 1])
-        }
+        persons_out_of_batch(out, persons)
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {

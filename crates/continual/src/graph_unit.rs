@@ -11,7 +11,7 @@ use crate::graph::{GraphConv, GraphConvConfig, GraphConvLayout};
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, BatchNormConfig};
 use crate::per_frame::{eager, frame_op_modules, FrameOp};
-use crate::state::State;
+use crate::state::{contiguous, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -37,21 +37,12 @@ impl GcnUnitConfig {
         device: &B::Device,
     ) -> Result<GcnUnit<B>, ConfigError> {
         let [c_in, c_out] = self.channels;
-        let bound = 1.0 / (c_in.max(1) as f64).sqrt();
-        let init = burn::nn::Initializer::Uniform {
-            min: -bound,
-            max: bound,
-        };
         Ok(GcnUnit {
             graph: GraphConvConfig::new(self.channels, self.graph)
                 .with_layout(GraphConvLayout::PerSubset)
                 .init(adjacency, device)?,
             bn: BatchNormConfig::new(c_out).init(device),
-            shortcut: (c_in != c_out).then(|| Shortcut {
-                weight: eager(init.init([c_out, c_in], device)),
-                bias: eager(init.init([c_out], device)),
-                bn: BatchNormConfig::new(c_out).init(device),
-            }),
+            shortcut: (c_in != c_out).then(|| Shortcut::init(self.channels, device)),
         })
     }
 }
@@ -65,6 +56,76 @@ pub struct Shortcut<B: Backend> {
     pub bias: Param<Tensor<B, 1>>,
     /// The BatchNorm after it.
     pub bn: BatchNorm<B>,
+}
+
+impl<B: Backend> Shortcut<B> {
+    /// A shortcut `[c_in, c_out]` with random weights (replaced when weights are loaded).
+    pub(crate) fn init(channels: [usize; 2], device: &B::Device) -> Self {
+        let [c_in, c_out] = channels;
+        let bound = 1.0 / (c_in.max(1) as f64).sqrt();
+        let init = burn::nn::Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        Shortcut {
+            weight: eager(init.init([c_out, c_in], device)),
+            bias: eager(init.init([c_out], device)),
+            bn: BatchNormConfig::new(c_out).init(device),
+        }
+    }
+
+    /// The shortcut of `frames`: `shortcut`'s conv and BatchNorm, or the frames themselves.
+    ///
+    /// # Shapes
+    /// - frames: `[N, C_in, V, P]`; output `[N, C_out, V, P]`
+    pub(crate) fn apply_or_identity(shortcut: Option<&Self>, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        let Some(shortcut) = shortcut else {
+            return frames;
+        };
+        let [n, c_in, v, p] = frames.dims();
+        let c_out = shortcut.bias.dims()[0];
+        let mixed = shortcut
+            .weight
+            .val()
+            .unsqueeze_dim::<3>(0)
+            .matmul(contiguous(frames).reshape([n, c_in, v * p]))
+            + shortcut.bias.val().reshape([1, c_out, 1]);
+        shortcut.bn.apply(mixed.reshape([n, c_out, v, p]))
+    }
+
+    /// Takes `gcn_residual.0.{weight,bias}` (`[C_out, C_in, 1, 1]`) and `gcn_residual.1.*`
+    /// (BatchNorm) under `prefix`.
+    pub(crate) fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        let device = self.weight.device();
+        let [c_out, c_in] = self.weight.dims();
+        let conv = join_key(prefix, "gcn_residual.0");
+        self.weight = Param::from_tensor(weights.take(
+            &join_key(&conv, "weight"),
+            &[c_out, c_in, 1, 1],
+            [c_out, c_in],
+            &device,
+        )?);
+        self.bias = Param::from_tensor(weights.take(
+            &join_key(&conv, "bias"),
+            &[c_out],
+            [c_out],
+            &device,
+        )?);
+        self.bn.load(weights, &join_key(prefix, "gcn_residual.1"))
+    }
+
+    /// Puts the tensors as [`Shortcut::load`] takes them.
+    pub(crate) fn save(&self, weights: &mut Weights, prefix: &str) {
+        let [c_out, c_in] = self.weight.dims();
+        let conv = join_key(prefix, "gcn_residual.0");
+        weights.put(
+            join_key(&conv, "weight"),
+            self.weight.val(),
+            &[c_out, c_in, 1, 1],
+        );
+        weights.put(join_key(&conv, "bias"), self.bias.val(), &[c_out]);
+        self.bn.save(weights, &join_key(prefix, "gcn_residual.1"));
+    }
 }
 
 /// `relu(bn(graph(x)) + shortcut(x))` per frame. PyTorch keys: the graph conv's
@@ -88,20 +149,7 @@ impl<B: Backend> FrameOp<B> for GcnUnit<B> {
     /// # Shapes
     /// - frames: `[N, C_in, V, P]`; output: `[N, C_out, V, P]`
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c_in, v, p] = frames.dims();
-        let residual = match &self.shortcut {
-            None => frames.clone(),
-            Some(shortcut) => {
-                let c_out = shortcut.bias.dims()[0];
-                let mixed = shortcut
-                    .weight
-                    .val()
-                    .unsqueeze_dim::<3>(0)
-                    .matmul(frames.clone().reshape([n, c_in, v * p]))
-                    + shortcut.bias.val().reshape([1, c_out, 1]);
-                shortcut.bn.apply(mixed.reshape([n, c_out, v, p]))
-            }
-        };
+        let residual = Shortcut::apply_or_identity(self.shortcut.as_ref(), frames.clone());
         burn::tensor::activation::relu(self.bn.apply(self.graph.apply(frames)) + residual)
     }
 
@@ -109,24 +157,7 @@ impl<B: Backend> FrameOp<B> for GcnUnit<B> {
         self.graph.load(weights, prefix)?;
         self.bn.load(weights, &join_key(prefix, "bn"))?;
         if let Some(shortcut) = &mut self.shortcut {
-            let device = shortcut.weight.device();
-            let [c_out, c_in] = shortcut.weight.dims();
-            let conv = join_key(prefix, "gcn_residual.0");
-            shortcut.weight = Param::from_tensor(weights.take(
-                &join_key(&conv, "weight"),
-                &[c_out, c_in, 1, 1],
-                [c_out, c_in],
-                &device,
-            )?);
-            shortcut.bias = Param::from_tensor(weights.take(
-                &join_key(&conv, "bias"),
-                &[c_out],
-                [c_out],
-                &device,
-            )?);
-            shortcut
-                .bn
-                .load(weights, &join_key(prefix, "gcn_residual.1"))?;
+            shortcut.load(weights, prefix)?;
         }
         Ok(())
     }
@@ -135,17 +166,7 @@ impl<B: Backend> FrameOp<B> for GcnUnit<B> {
         self.graph.save(weights, prefix);
         self.bn.save(weights, &join_key(prefix, "bn"));
         if let Some(shortcut) = &self.shortcut {
-            let [c_out, c_in] = shortcut.weight.dims();
-            let conv = join_key(prefix, "gcn_residual.0");
-            weights.put(
-                join_key(&conv, "weight"),
-                shortcut.weight.val(),
-                &[c_out, c_in, 1, 1],
-            );
-            weights.put(join_key(&conv, "bias"), shortcut.bias.val(), &[c_out]);
-            shortcut
-                .bn
-                .save(weights, &join_key(prefix, "gcn_residual.1"));
+            shortcut.save(weights, prefix);
         }
     }
 }

@@ -10,6 +10,7 @@ use burn::module::{
 };
 use burn::prelude::*;
 
+use crate::adaptive_graph::AdaptiveGcnUnit;
 use crate::broadcast::BroadcastReduce;
 use crate::conv::CoConv;
 use crate::delay::Delay;
@@ -25,6 +26,7 @@ use crate::pool::CoPool;
 use crate::positional::RecyclingPositionalEncoding;
 use crate::recurrent::Recurrent;
 use crate::sequential::Sequential;
+use crate::spatial_attention::AttentionGcnUnit;
 use crate::state::State;
 use crate::timing::Timing;
 use crate::transformer::TransformerEncoder;
@@ -62,6 +64,10 @@ pub enum CoLayer<B: Backend> {
     GcnUnit(GcnUnit<B>),
     /// BatchNorm over every value of a frame (ST-GCN's `data_bn`).
     FlatBatchNorm(FlatBatchNorm<B>),
+    /// AGCN's adaptive graph convolution unit.
+    AdaptiveGcnUnit(AdaptiveGcnUnit<B>),
+    /// S-TR's spatial self-attention unit.
+    AttentionGcnUnit(AttentionGcnUnit<B>),
     /// A transformer encoder over a sliding window of tokens.
     Transformer(TransformerEncoder<B>),
     /// A recycling positional encoding added to tokens.
@@ -88,6 +94,8 @@ macro_rules! dispatch {
             CoLayer::GraphConv($m) => $body,
             CoLayer::GcnUnit($m) => $body,
             CoLayer::FlatBatchNorm($m) => $body,
+            CoLayer::AdaptiveGcnUnit($m) => $body,
+            CoLayer::AttentionGcnUnit($m) => $body,
             CoLayer::Transformer($m) => $body,
             CoLayer::PositionalEncoding($m) => $body,
             CoLayer::Recurrent($m) => $body,
@@ -199,6 +207,8 @@ impl_from!(
     GraphConv(GraphConv),
     GcnUnit(GcnUnit),
     FlatBatchNorm(FlatBatchNorm),
+    AdaptiveGcnUnit(AdaptiveGcnUnit),
+    AttentionGcnUnit(AttentionGcnUnit),
     Transformer(TransformerEncoder),
     PositionalEncoding(RecyclingPositionalEncoding),
     Recurrent(Recurrent)

@@ -11,13 +11,15 @@
 //!   W]`, frame `[B, C, H, W]`.
 //! - [`conv`], [`pool`], [`delay`]: the temporal primitives.
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
-//! - [`per_frame`], [`norm`], [`flat_norm`], [`graph`], [`graph_unit`]: per-frame modules
-//!   (linear, activations, norms, closures, skeleton graph convolution).
+//! - [`per_frame`], [`norm`], [`flat_norm`], [`graph`], [`graph_unit`], [`adaptive_graph`],
+//!   [`spatial_attention`]: per-frame modules (linear, activations, norms, closures, skeleton
+//!   graph convolution: ST-GCN's, AGCN's adaptive graph, S-TR's spatial self-attention).
 //! - [`transformer`], [`positional`], [`recurrent`]: continual transformer encoders
 //!   (single-output, retroactive, any depth), recycling positional encodings, RNN/GRU/LSTM.
 //! - [`weights`]: checkpoints by PyTorch key names.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod adaptive_graph;
 pub mod broadcast;
 pub mod conv;
 pub mod delay;
@@ -35,11 +37,13 @@ pub mod positional;
 pub mod recurrent;
 pub mod sequential;
 pub mod snapshot;
+pub mod spatial_attention;
 pub mod state;
 pub mod timing;
 pub mod transformer;
 pub mod weights;
 
+pub use adaptive_graph::{AdaptiveGcnUnit, AdaptiveGcnUnitConfig};
 pub use broadcast::{residual, BroadcastReduce, Reduce, ResidualShrink};
 pub use conv::{CoConv, CoConvConfig};
 pub use delay::Delay;
@@ -58,6 +62,7 @@ pub use pool::{CoPool, CoPoolConfig, PoolKind};
 pub use positional::{PositionalTable, RecyclingPositionalEncoding};
 pub use recurrent::{Recurrent, RecurrentConfig, RecurrentKind};
 pub use sequential::Sequential;
+pub use spatial_attention::{AttentionGcnUnit, AttentionGcnUnitConfig};
 pub use state::State;
 pub use timing::Timing;
 pub use transformer::{

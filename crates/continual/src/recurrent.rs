@@ -15,7 +15,7 @@ use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
 use crate::per_frame::eager;
-use crate::state::State;
+use crate::state::{contiguous, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -211,7 +211,9 @@ impl<B: Backend> CoModule<B> for Recurrent<B> {
             let features = x.dims()[2];
             let width = cell.w_ih.dims()[1];
             let projected = with_bias(
-                x.reshape([batch * time, features]).matmul(cell.w_ih.val()),
+                contiguous(x)
+                    .reshape([batch * time, features])
+                    .matmul(cell.w_ih.val()),
                 &cell.b_ih,
             )
             .reshape([batch, time, width]);
@@ -226,7 +228,7 @@ impl<B: Backend> CoModule<B> for Recurrent<B> {
             }
             x = Tensor::stack(outputs, 1);
         }
-        x.swap_dims(1, 2).reshape([batch, self.hidden, time, 1, 1])
+        contiguous(x.swap_dims(1, 2)).reshape([batch, self.hidden, time, 1, 1])
     }
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {

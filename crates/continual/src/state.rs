@@ -356,6 +356,19 @@ pub(crate) fn take_slots<B: Backend>(
     buffer.select(2, index_tensor::<B>(&indices, &device))
 }
 
+/// `tensor` copied into a fresh row-major layout (a gather of all of dim 0).
+///
+/// burn 0.21's cubecl backends mis-reshape some permuted views: a view whose unit dims carry
+/// strides from before a `permute`/`swap_dims` (e.g. `[1, 2, 1, 16]` permuted to
+/// `[2, 16, 1, 1]`) gets wrong strides when `reshape` splits or adds dims (seen on wgpu:
+/// values from the wrong elements). Every permuted tensor that is reshaped afterwards goes
+/// through here first. On the CPU backends this is one small copy.
+pub(crate) fn contiguous<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
+    let rows: Vec<usize> = (0..tensor.dims()[0]).collect();
+    let device = tensor.device();
+    tensor.select(0, index_tensor::<B>(&rows, &device))
+}
+
 /// An index tensor on `device`.
 pub(crate) fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();

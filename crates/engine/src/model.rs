@@ -8,7 +8,9 @@ use burn::prelude::*;
 use costream_continual::{
     Activation, ActivationKind, CoModule, Sequential, State, TemporalFill, Timing,
 };
-use costream_models::stgcn::{build_stgcn, load_stgcn, StGcnConfig, StGcnVariant};
+use costream_models::stgcn::{
+    build_stgcn, load_stgcn, SkeletonArchitecture, StGcnConfig, StGcnVariant,
+};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
 use costream_models::{builtin, kinetics400, ntu60, Labels};
 use serde::Deserialize;
@@ -25,8 +27,9 @@ pub enum Family {
     /// X3D video networks, stepped as CoX3D (variants `xs`, `s`, `m`, `l`, `tiny`,
     /// `tiny-nose`, `synthetic-actions`).
     X3d,
-    /// ST-GCN skeleton networks, stepped as CoST-GCN (variants `ntu60`, `ntu120`,
-    /// `kinetics`, and `tiny` for tests; with `-mod`, CoST-GCN*: a prediction every frame).
+    /// Skeleton networks, stepped as CoST-GCN (variants `ntu60`, `ntu120`, `kinetics`, and
+    /// `tiny` for tests; with `-mod`, CoST-GCN*: a prediction every frame). Prefixed `agcn-`
+    /// or `str-`, CoAGCN or CoS-TR (e.g. `str-ntu60-mod`).
     #[serde(rename = "stgcn")]
     StGcn,
 }
@@ -255,9 +258,19 @@ fn load_stgcn_model<B: Backend>(
         model: config.name.clone(),
         message,
     };
-    let (dataset, variant) = match config.variant.strip_suffix("-mod") {
+    let (architecture, name) = [SkeletonArchitecture::AGcn, SkeletonArchitecture::STr]
+        .into_iter()
+        .find_map(|arch| {
+            let prefix = format!("{}-", arch.name());
+            config
+                .variant
+                .strip_prefix(&prefix)
+                .map(|rest| (arch, rest))
+        })
+        .unwrap_or((SkeletonArchitecture::StGcn, config.variant.as_str()));
+    let (dataset, variant) = match name.strip_suffix("-mod") {
         Some(dataset) => (dataset, StGcnVariant::EveryFrame),
-        None => (config.variant.as_str(), StGcnVariant::Strided),
+        None => (name, StGcnVariant::Strided),
     };
     let mut stgcn = match dataset {
         "ntu60" => StGcnConfig::ntu60(variant),
@@ -267,10 +280,12 @@ fn load_stgcn_model<B: Backend>(
         other => {
             return Err(bad(format!(
                 "unknown stgcn variant `{other}`: expected ntu60, ntu120, kinetics or tiny, each \
-                 optionally with -mod (a prediction every frame)"
+                 optionally with -mod (a prediction every frame) and prefixed agcn- or str- for \
+                 CoAGCN or CoS-TR"
             )))
         }
-    };
+    }
+    .with_architecture(architecture);
     if let Some(classes) = config.num_classes {
         stgcn = stgcn.with_num_classes(classes);
     }
@@ -346,4 +361,42 @@ fn read_labels(path: &Path) -> Result<Labels, String> {
     std::fs::read_to_string(path)
         .map(|text| Labels::from_lines(&text))
         .map_err(|e| format!("cannot read labels {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use costream_backend::Cpu;
+
+    fn skeleton(variant: &str) -> Result<LoadedModel<Cpu>, EngineError> {
+        let config = ModelConfig::new(
+            "skeletons",
+            Family::StGcn,
+            variant,
+            WeightsSource::Random { seed: 3 },
+        );
+        LoadedModel::load(&config, &Default::default())
+    }
+
+    #[test]
+    fn skeleton_variants_name_the_architecture() {
+        for variant in ["tiny", "agcn-tiny", "str-tiny-mod", "agcn-tiny-mod"] {
+            let model = skeleton(variant).unwrap_or_else(|e| panic!("{variant}: {e}"));
+            if variant.ends_with("-mod") {
+                // Every frame after the tiny network's receptive field.
+                assert_eq!(model.info.timing.delay, 63, "{variant}");
+            }
+            assert_eq!(
+                model.info.input,
+                InputSpec::Skeleton {
+                    channels: 3,
+                    joints: 25,
+                    persons: 2
+                },
+                "{variant}"
+            );
+        }
+        let err = skeleton("gcn-tiny").err().unwrap().to_string();
+        assert!(err.contains("agcn- or str-"), "{err}");
+    }
 }

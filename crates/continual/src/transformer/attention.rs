@@ -10,6 +10,7 @@ use burn::prelude::*;
 
 use crate::error::{ConfigError, WeightError};
 use crate::per_frame::{FrameOp, Linear, LinearConfig};
+use crate::state::{contiguous, index_tensor};
 use crate::weights::{join_key, Weights};
 
 /// How the checkpoint stores the query, key and value projections.
@@ -108,11 +109,18 @@ impl<B: Backend> MultiheadAttention<B> {
             qkv = qkv + bias.val().unsqueeze_dim(0);
         }
         let (heads, head_dim) = (self.heads, self.head_dim());
+        let device = qkv.device();
+        // Gathered rather than sliced, and laid out afresh: the parts go into state windows
+        // that are reshaped and concatenated, which cubecl backends get wrong for sliced and
+        // permuted views (see `state::take_slots` and `state::contiguous`).
         let split = |part: usize| {
-            qkv.clone()
-                .narrow(1, part * d, d)
-                .reshape([batch, n, heads, head_dim])
-                .swap_dims(1, 2)
+            let columns: Vec<usize> = (part * d..(part + 1) * d).collect();
+            contiguous(
+                qkv.clone()
+                    .select(1, index_tensor::<B>(&columns, &device))
+                    .reshape([batch, n, heads, head_dim])
+                    .swap_dims(1, 2),
+            )
         };
         Projected {
             q: split(0) * (1.0 / (head_dim as f64).sqrt()),
@@ -128,7 +136,7 @@ impl<B: Backend> MultiheadAttention<B> {
     pub fn merge(&self, heads: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, _, n, _] = heads.dims();
         let d = self.d_model();
-        let joined = heads.swap_dims(1, 2).reshape([batch * n, d, 1, 1]);
+        let joined = contiguous(heads.swap_dims(1, 2)).reshape([batch * n, d, 1, 1]);
         self.out_proj.apply(joined).reshape([batch, n, d])
     }
 

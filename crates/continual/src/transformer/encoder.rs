@@ -39,7 +39,7 @@ use crate::fill::TemporalFill;
 use crate::module::CoModule;
 use crate::norm::{LayerNorm, NormConfig};
 use crate::per_frame::FrameOp;
-use crate::state::State;
+use crate::state::{contiguous, index_tensor, State};
 use crate::timing::Timing;
 use crate::transformer::attention::{attend, Projected};
 use crate::transformer::layer::{on_tokens, EncoderLayer, EncoderLayerConfig};
@@ -189,7 +189,7 @@ impl<B: Backend> TransformerEncoder<B> {
     /// - tokens: `[rows, n, d]`; output `[rows, d, n, 1]`
     fn frame(tokens: Tensor<B, 3>) -> Tensor<B, 4> {
         let [rows, n, d] = tokens.dims();
-        tokens.swap_dims(1, 2).reshape([rows, d, n, 1])
+        contiguous(tokens.swap_dims(1, 2)).reshape([rows, d, n, 1])
     }
 
     fn step_single(&self, token: Tensor<B, 3>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
@@ -339,18 +339,24 @@ impl<B: Backend> CoModule<B> for TransformerEncoder<B> {
         } else {
             n
         };
+        let device = clip.device();
         if time < n {
-            return Tensor::zeros([batch, d, 0, out_tokens, 1], &clip.device());
+            return Tensor::zeros([batch, d, 0, out_tokens, 1], &device);
         }
-        let tokens = clip.reshape([batch, d, time]).swap_dims(1, 2);
         let count = time - n + 1;
-        let windows: Vec<Tensor<B, 3>> =
-            (0..count).map(|t| tokens.clone().narrow(1, t, n)).collect();
-        // [count·batch, n, d], window-major.
-        let out = self.forward_window(Tensor::cat(windows, 0));
-        out.reshape([count, batch, out_tokens, d])
-            .permute([1, 3, 0, 2])
-            .reshape([batch, d, count, out_tokens, 1])
+        // Every window's tokens gathered at once (window-major), not sliced: see `window::slide`.
+        let positions: Vec<usize> = (0..count).flat_map(|t| t..t + n).collect();
+        let windows = clip
+            .reshape([batch, d, time])
+            .select(2, index_tensor::<B>(&positions, &device))
+            .reshape([batch, d, count, n]);
+        let windows = contiguous(windows.permute([2, 0, 3, 1])).reshape([count * batch, n, d]);
+        let out = self.forward_window(windows);
+        contiguous(
+            out.reshape([count, batch, out_tokens, d])
+                .permute([1, 3, 0, 2]),
+        )
+        .reshape([batch, d, count, out_tokens, 1])
     }
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {

@@ -10,6 +10,7 @@ use burn::prelude::*;
 use crate::error::{ConfigError, WeightError};
 use crate::norm::{LayerNorm, NormConfig};
 use crate::per_frame::{Activation, ActivationKind, FrameOp, Linear, LinearConfig};
+use crate::state::contiguous;
 use crate::transformer::attention::MultiheadAttention;
 use crate::weights::{join_key, Weights};
 
@@ -95,7 +96,7 @@ pub struct EncoderLayer<B: Backend> {
 /// - tokens: `[batch, n, c]`; output `[batch, n, c']`
 pub(crate) fn on_tokens<B: Backend>(op: &impl FrameOp<B>, tokens: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, n, c] = tokens.dims();
-    let out = op.apply(tokens.reshape([batch * n, c, 1, 1]));
+    let out = op.apply(contiguous(tokens).reshape([batch * n, c, 1, 1]));
     let c_out = out.dims()[1];
     out.reshape([batch, n, c_out])
 }

@@ -76,6 +76,11 @@ impl<B: Backend> RetroactiveSums<B> {
     /// projections, `[rows, heads, 1, head_dim]` each), and recomputes exactly the queries
     /// whose sums lost too much to cancellation.
     pub(crate) fn step(self, newest: Projected<B>) -> Self {
+        if self.q.dims()[2] == 1 {
+            // A window of one token is that token alone (and empty "staying" tensors would
+            // not broadcast on every backend).
+            return Self::exact(newest);
+        }
         let (k_old, v_old) = (oldest(self.k.clone()), oldest(self.v.clone()));
         // The queries that stay: remove the evicted key's term.
         let q = without_oldest(self.q);

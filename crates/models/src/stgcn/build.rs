@@ -3,12 +3,13 @@
 
 use burn::prelude::*;
 use costream_continual::{
-    residual, Activation, ActivationKind, BatchNormConfig, BroadcastReduce, CoConvConfig, CoLayer,
-    CoModule, CoPool, CoPoolConfig, ConfigError, Delay, FlatBatchNorm, GcnUnitConfig, LinearConfig,
-    PoolKind, Reduce, ResidualShrink, Sequential,
+    residual, Activation, ActivationKind, AdaptiveGcnUnitConfig, AttentionGcnUnitConfig,
+    BatchNormConfig, BroadcastReduce, CoConvConfig, CoLayer, CoModule, CoPool, CoPoolConfig,
+    ConfigError, Delay, FlatBatchNorm, GcnUnitConfig, LinearConfig, PoolKind, Reduce,
+    ResidualShrink, Sequential,
 };
 
-use super::config::{BlockShape, StGcnConfig};
+use super::config::{BlockShape, GraphUnit, StGcnConfig};
 
 /// Subsets of the spatial-configuration partition.
 const SUBSETS: usize = 3;
@@ -58,12 +59,23 @@ fn block<B: Backend>(
         c_out,
         stride,
         residual: has_residual,
+        unit,
     } = shape;
     let kernel = config.temporal_kernel;
     let padding = config.temporal_padding();
-    let gcn: CoLayer<B> = GcnUnitConfig::new([c_in, c_out], [SUBSETS, config.graph.joints])
-        .init(Some(adjacency), device)?
-        .into();
+    let graph = [SUBSETS, config.graph.joints];
+    let gcn: CoLayer<B> = match unit {
+        GraphUnit::Convolution => GcnUnitConfig::new([c_in, c_out], graph)
+            .init(Some(adjacency), device)?
+            .into(),
+        GraphUnit::Adaptive => AdaptiveGcnUnitConfig::new([c_in, c_out], graph)
+            .init(adjacency, device)?
+            .into(),
+        GraphUnit::Attention => AttentionGcnUnitConfig::new([c_in, c_out], graph)
+            .with_heads(config.attention_heads)
+            .init(adjacency, device)?
+            .into(),
+    };
     let tcn = temporal_conv([c_out, c_out], kernel, padding, stride, device)?;
     if !has_residual {
         return Ok(Sequential::named(vec![("gcn", gcn), ("tcn", tcn), ("relu", relu())]).into());

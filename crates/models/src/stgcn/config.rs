@@ -12,7 +12,54 @@ pub enum StGcnVariant {
     EveryFrame,
 }
 
-/// One spatio-temporal block: channels, temporal stride, and whether it has a residual.
+/// The spatial unit of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphUnit {
+    /// ST-GCN's graph convolution ([`costream_continual::GcnUnit`]).
+    Convolution,
+    /// AGCN's adaptive graph convolution, per frame ([`costream_continual::AdaptiveGcnUnit`]).
+    Adaptive,
+    /// S-TR's spatial self-attention ([`costream_continual::AttentionGcnUnit`]).
+    Attention,
+}
+
+/// The continual-skeletons networks: which spatial unit the blocks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkeletonArchitecture {
+    /// CoST-GCN: graph convolutions in every block.
+    StGcn,
+    /// CoAGCN: adaptive graph convolutions in every block.
+    AGcn,
+    /// CoS-TR: graph convolutions in the first three blocks, spatial self-attention after.
+    STr,
+}
+
+impl SkeletonArchitecture {
+    /// The name in model variants and messages (`stgcn`, `agcn`, `str`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SkeletonArchitecture::StGcn => "stgcn",
+            SkeletonArchitecture::AGcn => "agcn",
+            SkeletonArchitecture::STr => "str",
+        }
+    }
+
+    /// The unit of block `index` (0-based).
+    pub fn unit(self, index: usize) -> GraphUnit {
+        match self {
+            SkeletonArchitecture::StGcn => GraphUnit::Convolution,
+            SkeletonArchitecture::AGcn => GraphUnit::Adaptive,
+            SkeletonArchitecture::STr if index < STR_CONVOLUTION_BLOCKS => GraphUnit::Convolution,
+            SkeletonArchitecture::STr => GraphUnit::Attention,
+        }
+    }
+}
+
+/// S-TR keeps graph convolutions in its first three blocks.
+const STR_CONVOLUTION_BLOCKS: usize = 3;
+
+/// One spatio-temporal block: channels, temporal stride, whether it has a residual, and its
+/// spatial unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockShape {
     /// Input channels.
@@ -23,17 +70,26 @@ pub struct BlockShape {
     pub stride: usize,
     /// Whether the block adds a residual (identity, or a 1×1 conv where the shape changes).
     pub residual: bool,
+    /// The spatial unit.
+    pub unit: GraphUnit,
 }
 
 impl BlockShape {
-    /// A block `c_in → c_out` with temporal `stride`, with or without a residual.
+    /// A graph-convolution block `c_in → c_out` with temporal `stride`, with or without a
+    /// residual.
     pub fn new(c_in: usize, c_out: usize, stride: usize, residual: bool) -> BlockShape {
         BlockShape {
             c_in,
             c_out,
             stride,
             residual,
+            unit: GraphUnit::Convolution,
         }
+    }
+
+    /// The same block with spatial unit `unit`.
+    pub fn with_unit(self, unit: GraphUnit) -> BlockShape {
+        BlockShape { unit, ..self }
     }
 }
 
@@ -57,6 +113,8 @@ pub struct StGcnConfig {
     /// Frames of the training clips: the temporal pool is sized so that a prediction sees
     /// them (`T` of the dataset, 300 for NTU RGB+D and Kinetics-Skeleton).
     pub clip_frames: usize,
+    /// Heads of the spatial self-attention blocks (8 in S-TR).
+    pub attention_heads: usize,
 }
 
 impl StGcnConfig {
@@ -92,6 +150,7 @@ impl StGcnConfig {
             ],
             temporal_kernel: 9,
             clip_frames: 300,
+            attention_heads: 8,
         }
     }
 
@@ -112,7 +171,7 @@ impl StGcnConfig {
 
     /// A small NTU-60 network for tests and benchmarks: four blocks of 8 and 16 channels
     /// (the third strided in the strided variant), pooled for 64-frame clips, so that the
-    /// first prediction comes about 60 frames into a stream.
+    /// first prediction comes about 60 frames into a stream; 2 attention heads.
     pub fn tiny(variant: StGcnVariant) -> StGcnConfig {
         let mut config = StGcnConfig::ntu60(variant);
         let stride = match variant {
@@ -127,7 +186,16 @@ impl StGcnConfig {
             block(16, 16, 1, true),
         ];
         config.clip_frames = 64;
+        config.attention_heads = 2;
         config
+    }
+
+    /// The same network with the spatial units of `architecture` (CoST-GCN's by default).
+    pub fn with_architecture(mut self, architecture: SkeletonArchitecture) -> StGcnConfig {
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.unit = architecture.unit(i);
+        }
+        self
     }
 
     /// The same network with `classes` outputs.
@@ -142,6 +210,24 @@ impl StGcnConfig {
             StGcnVariant::Strided => (self.temporal_kernel - 1) / 2,
             StGcnVariant::EveryFrame => 0,
         }
+    }
+
+    /// The network's name by its blocks' spatial units: `ST-GCN`, `AGCN`, `S-TR`, or
+    /// `skeleton network` for another mix.
+    pub fn architecture_name(&self) -> &'static str {
+        [
+            (SkeletonArchitecture::StGcn, "ST-GCN"),
+            (SkeletonArchitecture::AGcn, "AGCN"),
+            (SkeletonArchitecture::STr, "S-TR"),
+        ]
+        .into_iter()
+        .find(|(arch, _)| {
+            self.blocks
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b.unit == arch.unit(i))
+        })
+        .map_or("skeleton network", |(_, name)| name)
     }
 
     /// Channels of the last block (the classifier's input).

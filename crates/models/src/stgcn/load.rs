@@ -48,8 +48,10 @@ pub fn load_stgcn_weights<B: Backend>(
     device: &B::Device,
 ) -> Result<LoadedStGcn<B>, LoadError> {
     let model = format!(
-        "ST-GCN ({} joints, {} classes)",
-        config.graph.joints, config.num_classes
+        "{} ({} joints, {} classes)",
+        config.architecture_name(),
+        config.graph.joints,
+        config.num_classes
     );
     if !weights.contains("data_bn.running_mean") {
         return Err(LoadError::Family {
@@ -86,9 +88,13 @@ pub fn load_stgcn_weights<B: Backend>(
 /// | `layers.layerN.residual.*` (conv residual) | `layers.layerN.0.0.residual.*` |
 /// | `fc.*` | `fc.*` |
 ///
-/// Inside a block, `gcn.g_conv.{k}.*`, `gcn.A`, `gcn.graph_attn`, `gcn.bn.*` and
-/// `gcn.gcn_residual.{0,1}.*` are the graph convolution's ([`costream_continual::GcnUnit`]),
-/// `tcn.t_conv.*` and `tcn.bn.*` the temporal conv's. Keys already in continual form are kept.
+/// Inside a block, `gcn.*` are the spatial unit's: `gcn.g_conv.{k}.*`, `gcn.A`,
+/// `gcn.graph_attn`, `gcn.bn.*` and `gcn.gcn_residual.{0,1}.*` for a graph convolution
+/// ([`costream_continual::GcnUnit`]); the same and `gcn.a_conv.{k}.*`, `gcn.b_conv.{k}.*`
+/// for AGCN's adaptive graph ([`costream_continual::AdaptiveGcnUnit`]); `gcn.data_bn.*`,
+/// `gcn.attention_conv.qkv_conv.*`, `gcn.attention_conv.attn_out.*`, `gcn.bn.*` and
+/// `gcn.A` for S-TR's attention ([`costream_continual::AttentionGcnUnit`]). `tcn.t_conv.*`
+/// and `tcn.bn.*` are the temporal conv's. Keys already in continual form are kept.
 pub fn continual_key(config: &StGcnConfig, key: &str) -> String {
     let Some(rest) = key.strip_prefix("layers.layer") else {
         return key.to_string();

@@ -1,10 +1,11 @@
-//! Skeleton models: CoST-GCN and CoST-GCN* (continual ST-GCN) on skeleton graphs, loading
-//! continual-skeletons checkpoints.
+//! Skeleton models: CoST-GCN, CoAGCN and CoS-TR (and their every-frame `*` forms) on
+//! skeleton graphs, loading continual-skeletons checkpoints.
 //!
 //! A clip is `[N, C, T, V, P]`: `C` values per joint (x, y and confidence or z), `V` joints,
 //! `P` persons (2; absent ones are zeros). The network is continual-skeletons' `CoStGcn`:
-//! `data_bn` over every value of a frame, ten spatio-temporal blocks (graph convolution over
-//! the skeleton, temporal convolution, residual), a mean over joints and persons, a temporal
+//! `data_bn` over every value of a frame, ten spatio-temporal blocks (a spatial unit over the
+//! skeleton — graph convolution, AGCN's adaptive graph or S-TR's self-attention, see
+//! [`SkeletonArchitecture`] — temporal convolution, residual), a mean over joints and persons, a temporal
 //! average pool sized to the training clips, and a linear classifier giving logits.
 //!
 //! - [`graph`]: the NTU RGB+D, OpenPose (Kinetics-Skeleton) and COCO skeletons, custom edge
@@ -19,6 +20,6 @@ pub mod graph;
 pub mod load;
 
 pub use build::{build_stgcn, clip_logits, temporal_conv};
-pub use config::{BlockShape, StGcnConfig, StGcnVariant};
+pub use config::{BlockShape, GraphUnit, SkeletonArchitecture, StGcnConfig, StGcnVariant};
 pub use graph::SkeletonGraph;
 pub use load::{continual_key, load_stgcn, load_stgcn_weights, LoadedStGcn};
