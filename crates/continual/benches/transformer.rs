@@ -2,7 +2,11 @@
 //!
 //! - `transformer_step/{single_output,retroactive}/N{16,64,256}`: one step of a one-layer
 //!   encoder at d = 512, 8 heads, feed-forward 2048 (torch's default), next to
-//!   `transformer_window/N…`, the offline layer recomputed on the window;
+//!   `transformer_window/{last,all}/N…`, the offline layer recomputed on the window for the
+//!   last token's output (what a single-output step gives) or every token's (what a
+//!   retroactive step gives);
+//! - `attention_step/…` and `attention_window/…`: the same with a feed-forward width of 1,
+//!   so that a layer is its attention and two LayerNorms: the attention's own cost;
 //! - `transformer_golden/…`: the golden cases' shapes (d = 16, 2 heads, feed-forward 32,
 //!   N = 8): single-output layer, retroactive layer, two-layer encoder, for comparison with
 //!   the reference's per-step times.
@@ -86,9 +90,18 @@ fn benches(c: &mut Criterion) {
     for n in [16, 64, 256] {
         let single = encoder(512, 8, 2048, 1, n, EncoderOutput::Last);
         bench_step(c, &format!("transformer_step/single_output/N{n}"), &single);
-        bench_window(c, &format!("transformer_window/N{n}"), &single);
+        bench_window(c, &format!("transformer_window/last/N{n}"), &single);
         let retro = encoder(512, 8, 2048, 1, n, EncoderOutput::Window);
         bench_step(c, &format!("transformer_step/retroactive/N{n}"), &retro);
+        bench_window(c, &format!("transformer_window/all/N{n}"), &retro);
+    }
+    for n in [16, 64, 256] {
+        let single = encoder(512, 8, 1, 1, n, EncoderOutput::Last);
+        bench_step(c, &format!("attention_step/single_output/N{n}"), &single);
+        bench_window(c, &format!("attention_window/last/N{n}"), &single);
+        let retro = encoder(512, 8, 1, 1, n, EncoderOutput::Window);
+        bench_step(c, &format!("attention_step/retroactive/N{n}"), &retro);
+        bench_window(c, &format!("attention_window/all/N{n}"), &retro);
     }
     let golden = |layers, output| encoder(16, 2, 32, layers, 8, output);
     bench_step(

@@ -160,11 +160,18 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
     /// # Shapes
     /// - frames: `[N, C_in, V, P]`; output: `[N, C_out, V, P]` (each of the `P` persons alike)
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, _, v, persons] = frames.dims();
+        let [n, c_in, v, persons] = frames.dims();
         let [k, _] = self.graph();
         let c_out = self.out_channels();
+        // Persons join the batch as views, not through `persons_into_batch`'s copies: on the
+        // CPU the copies cost CoST-GCN's step ~30% (BENCHMARKS.md), and this layer's output
+        // is checked on wgpu by the golden and interop suites.
         let rows = n * persons;
-        let x = persons_into_batch(frames);
+        let x = if persons == 1 {
+            frames.reshape([rows, c_in, v])
+        } else {
+            frames.permute([0, 3, 1, 2]).reshape([rows, c_in, v])
+        };
         // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N·P, C_in, V].
         let mut mixed = self.weight.val().unsqueeze_dim::<3>(0).matmul(x);
         if self.layout == GraphConvLayout::Mmskeleton {
@@ -180,7 +187,11 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
         if self.layout == GraphConvLayout::PerSubset {
             out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1]);
         }
-        persons_out_of_batch(out, persons)
+        if persons == 1 {
+            out.reshape([n, c_out, v, 1])
+        } else {
+            out.reshape([n, persons, c_out, v]).permute([0, 2, 3, 1])
+        }
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {

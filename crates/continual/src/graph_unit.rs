@@ -11,7 +11,7 @@ use crate::graph::{GraphConv, GraphConvConfig, GraphConvLayout};
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, BatchNormConfig};
 use crate::per_frame::{eager, frame_op_modules, FrameOp};
-use crate::state::{contiguous, State};
+use crate::state::State;
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -88,7 +88,7 @@ impl<B: Backend> Shortcut<B> {
             .weight
             .val()
             .unsqueeze_dim::<3>(0)
-            .matmul(contiguous(frames).reshape([n, c_in, v * p]))
+            .matmul(frames.reshape([n, c_in, v * p]))
             + shortcut.bias.val().reshape([1, c_out, 1]);
         shortcut.bn.apply(mixed.reshape([n, c_out, v, p]))
     }

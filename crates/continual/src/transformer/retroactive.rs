@@ -85,17 +85,19 @@ impl<B: Backend> RetroactiveSums<B> {
         // The queries that stay: remove the evicted key's term.
         let q = without_oldest(self.q);
         let max = without_oldest(self.max);
-        let logit_old = (q.clone() * k_old).sum_dim(3);
+        // Dot products and outer products as matmuls: the CPU backend runs broadcasting
+        // element-wise ops through a slow strided path.
+        let logit_old = q.clone().matmul(k_old.swap_dims(2, 3));
         let w_old = (logit_old - max.clone()).exp();
         let den = without_oldest(self.den) - w_old.clone();
-        let num = without_oldest(self.num) - w_old * v_old;
+        let num = without_oldest(self.num) - w_old.matmul(v_old);
         // Add the new key's term, rescaling to a larger maximum when it brings one.
-        let logit_new = (q.clone() * newest.k.clone()).sum_dim(3);
+        let logit_new = q.clone().matmul(newest.k.clone().swap_dims(2, 3));
         let new_max = max.clone().max_pair(logit_new.clone());
         let rescale = (max - new_max.clone()).exp();
         let w_new = (logit_new - new_max.clone()).exp();
         let den = den * rescale.clone() + w_new.clone();
-        let num = num * rescale.clone() + w_new * newest.v.clone();
+        let num = num * rescale.clone() + w_new.matmul(newest.v.clone());
         let peak = (without_oldest(self.peak) * rescale).max_pair(den.clone());
         // The new window's keys and values, and the new query's exact sums.
         let k = slide(self.k, newest.k);
