@@ -23,11 +23,11 @@ use burn::tensor::activation;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
-use crate::graph::{persons_into_batch, persons_out_of_batch};
-use crate::graph_unit::Shortcut;
+use crate::graph::{adjacency_param, persons_into_batch, persons_out_of_batch};
+use crate::graph_unit::{Pointwise, Shortcut};
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, BatchNormConfig};
-use crate::per_frame::{eager, frame_op_modules, FrameOp};
+use crate::per_frame::{frame_op_modules, FrameOp};
 use crate::state::State;
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -37,68 +37,6 @@ frame_op_modules!(AdaptiveGcnUnit);
 /// Channels of the joint embeddings: `C_out / EMBEDDING_DIVISOR` (continual-skeletons'
 /// `coff_embedding`).
 const EMBEDDING_DIVISOR: usize = 4;
-
-/// A 1×1 convolution as a matrix and bias.
-#[derive(Module, Debug)]
-pub struct Pointwise<B: Backend> {
-    /// `[C_out, C_in]`.
-    pub weight: Param<Tensor<B, 2>>,
-    /// `[C_out]`.
-    pub bias: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> Pointwise<B> {
-    /// Random weights in `±1/√C_in` (replaced when weights are loaded).
-    pub(crate) fn init(channels: [usize; 2], device: &B::Device) -> Self {
-        let [c_in, c_out] = channels;
-        let bound = 1.0 / (c_in.max(1) as f64).sqrt();
-        let init = burn::nn::Initializer::Uniform {
-            min: -bound,
-            max: bound,
-        };
-        Pointwise {
-            weight: eager(init.init([c_out, c_in], device)),
-            bias: eager(init.init([c_out], device)),
-        }
-    }
-
-    /// # Shapes
-    /// - x: `[N, C_in, L]`; output `[N, C_out, L]`
-    pub(crate) fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let c_out = self.bias.dims()[0];
-        self.weight.val().unsqueeze_dim::<3>(0).matmul(x) + self.bias.val().reshape([1, c_out, 1])
-    }
-
-    /// Takes `{prefix}.weight` (`[C_out, C_in, 1, 1]`) and `{prefix}.bias`.
-    pub(crate) fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
-        let device = self.weight.device();
-        let [c_out, c_in] = self.weight.dims();
-        self.weight = Param::from_tensor(weights.take(
-            &join_key(prefix, "weight"),
-            &[c_out, c_in, 1, 1],
-            [c_out, c_in],
-            &device,
-        )?);
-        self.bias = Param::from_tensor(weights.take(
-            &join_key(prefix, "bias"),
-            &[c_out],
-            [c_out],
-            &device,
-        )?);
-        Ok(())
-    }
-
-    /// Puts the tensors as [`Pointwise::load`] takes them.
-    pub(crate) fn save(&self, weights: &mut Weights, prefix: &str) {
-        let [c_out, c_in] = self.weight.dims();
-        weights.put(
-            join_key(prefix, "weight"),
-            self.weight.val(),
-            &[c_out, c_in, 1, 1],
-        );
-        weights.put(join_key(prefix, "bias"), self.bias.val(), &[c_out]);
-    }
-}
 
 /// Configuration of an [`AdaptiveGcnUnit`].
 #[derive(Config, Debug)]
@@ -122,16 +60,7 @@ impl AdaptiveGcnUnitConfig {
     ) -> Result<AdaptiveGcnUnit<B>, ConfigError> {
         let [c_in, c_out] = self.channels;
         let [k, v] = self.graph;
-        if adjacency.len() != k * v * v {
-            return Err(ConfigError::new(
-                "AdaptiveGcnUnit",
-                format!(
-                    "the adjacency holds {} values; {k} subsets of {v}×{v} joints need {}",
-                    adjacency.len(),
-                    k * v * v
-                ),
-            ));
-        }
+        let adjacency = adjacency_param("AdaptiveGcnUnit", adjacency, self.graph, device)?;
         let embedding = c_out / EMBEDDING_DIVISOR;
         if embedding == 0 || c_in == 0 {
             return Err(ConfigError::new(
@@ -141,11 +70,7 @@ impl AdaptiveGcnUnitConfig {
         }
         let per_subset = |c: usize| (0..k).map(|_| Pointwise::init([c_in, c], device)).collect();
         Ok(AdaptiveGcnUnit {
-            adjacency: Param::from_tensor(Tensor::from_data(
-                TensorData::new(adjacency.to_vec(), [k, v, v]),
-                device,
-            ))
-            .set_require_grad(false),
+            adjacency,
             offset: Param::from_tensor(Tensor::ones([k, v, v], device)),
             g_conv: per_subset(c_out),
             a_conv: per_subset(embedding),

@@ -21,6 +21,32 @@ use crate::weights::{join_key, Weights};
 
 frame_op_modules!(GraphConv);
 
+/// The adjacency subsets `A` (`[K, V, V]`, row-major `values`) as a parameter that is not
+/// trained.
+///
+/// # Errors
+/// [`ConfigError`] of `module` when `values` does not hold `K · V · V` values.
+pub(crate) fn adjacency_param<B: Backend>(
+    module: &'static str,
+    values: &[f32],
+    graph: [usize; 2],
+    device: &B::Device,
+) -> Result<Param<Tensor<B, 3>>, ConfigError> {
+    let [k, v] = graph;
+    if values.len() != k * v * v {
+        return Err(ConfigError::new(
+            module,
+            format!(
+                "the adjacency holds {} values; {k} subsets of {v}×{v} joints need {}",
+                values.len(),
+                k * v * v
+            ),
+        ));
+    }
+    let tensor = Tensor::from_data(TensorData::new(values.to_vec(), [k, v, v]), device);
+    Ok(Param::from_tensor(tensor).set_require_grad(false))
+}
+
 /// Skeleton frames with each person as its own batch row, laid out afresh (see
 /// [`contiguous`] for why).
 ///
@@ -98,25 +124,13 @@ impl GraphConvConfig {
             max: bound,
         };
         let adjacency = match adjacency {
-            Some(values) if values.len() == k * v * v => {
-                Tensor::from_data(TensorData::new(values.to_vec(), [k, v, v]), device)
-            }
-            Some(values) => {
-                return Err(ConfigError::new(
-                    "GraphConv",
-                    format!(
-                        "the adjacency holds {} values; {k} subsets of {v}×{v} joints need {}",
-                        values.len(),
-                        k * v * v
-                    ),
-                ))
-            }
-            None => Tensor::zeros([k, v, v], device),
+            Some(values) => adjacency_param("GraphConv", values, self.graph, device)?,
+            None => Param::from_tensor(Tensor::zeros([k, v, v], device)).set_require_grad(false),
         };
         Ok(GraphConv {
             weight: eager(init.init([k * c_out, c_in], device)),
             bias: eager(init.init([k, c_out], device)),
-            adjacency: Param::from_tensor(adjacency).set_require_grad(false),
+            adjacency,
             mask: Param::from_tensor(Tensor::ones([k, v, v], device)),
             layout: self.layout,
         })

@@ -47,19 +47,17 @@ impl GcnUnitConfig {
     }
 }
 
-/// The 1×1 conv and BatchNorm of a shortcut that changes the channel count.
+/// A 1×1 convolution as a matrix and bias.
 #[derive(Module, Debug)]
-pub struct Shortcut<B: Backend> {
+pub struct Pointwise<B: Backend> {
     /// `[C_out, C_in]`.
     pub weight: Param<Tensor<B, 2>>,
     /// `[C_out]`.
     pub bias: Param<Tensor<B, 1>>,
-    /// The BatchNorm after it.
-    pub bn: BatchNorm<B>,
 }
 
-impl<B: Backend> Shortcut<B> {
-    /// A shortcut `[c_in, c_out]` with random weights (replaced when weights are loaded).
+impl<B: Backend> Pointwise<B> {
+    /// Random weights in `±1/√C_in` (replaced when weights are loaded).
     pub(crate) fn init(channels: [usize; 2], device: &B::Device) -> Self {
         let [c_in, c_out] = channels;
         let bound = 1.0 / (c_in.max(1) as f64).sqrt();
@@ -67,10 +65,65 @@ impl<B: Backend> Shortcut<B> {
             min: -bound,
             max: bound,
         };
-        Shortcut {
+        Pointwise {
             weight: eager(init.init([c_out, c_in], device)),
             bias: eager(init.init([c_out], device)),
-            bn: BatchNormConfig::new(c_out).init(device),
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[N, C_in, L]`; output `[N, C_out, L]`
+    pub(crate) fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let c_out = self.bias.dims()[0];
+        self.weight.val().unsqueeze_dim::<3>(0).matmul(x) + self.bias.val().reshape([1, c_out, 1])
+    }
+
+    /// Takes `{prefix}.weight` (`[C_out, C_in, 1, 1]`) and `{prefix}.bias`.
+    pub(crate) fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        let device = self.weight.device();
+        let [c_out, c_in] = self.weight.dims();
+        self.weight = Param::from_tensor(weights.take(
+            &join_key(prefix, "weight"),
+            &[c_out, c_in, 1, 1],
+            [c_out, c_in],
+            &device,
+        )?);
+        self.bias = Param::from_tensor(weights.take(
+            &join_key(prefix, "bias"),
+            &[c_out],
+            [c_out],
+            &device,
+        )?);
+        Ok(())
+    }
+
+    /// Puts the tensors as [`Pointwise::load`] takes them.
+    pub(crate) fn save(&self, weights: &mut Weights, prefix: &str) {
+        let [c_out, c_in] = self.weight.dims();
+        weights.put(
+            join_key(prefix, "weight"),
+            self.weight.val(),
+            &[c_out, c_in, 1, 1],
+        );
+        weights.put(join_key(prefix, "bias"), self.bias.val(), &[c_out]);
+    }
+}
+
+/// The 1×1 conv and BatchNorm of a shortcut that changes the channel count.
+#[derive(Module, Debug)]
+pub struct Shortcut<B: Backend> {
+    /// The 1×1 conv, `C_in → C_out`.
+    pub conv: Pointwise<B>,
+    /// The BatchNorm after it.
+    pub bn: BatchNorm<B>,
+}
+
+impl<B: Backend> Shortcut<B> {
+    /// A shortcut `[c_in, c_out]` with random weights (replaced when weights are loaded).
+    pub(crate) fn init(channels: [usize; 2], device: &B::Device) -> Self {
+        Shortcut {
+            conv: Pointwise::init(channels, device),
+            bn: BatchNormConfig::new(channels[1]).init(device),
         }
     }
 
@@ -83,47 +136,22 @@ impl<B: Backend> Shortcut<B> {
             return frames;
         };
         let [n, c_in, v, p] = frames.dims();
-        let c_out = shortcut.bias.dims()[0];
-        let mixed = shortcut
-            .weight
-            .val()
-            .unsqueeze_dim::<3>(0)
-            .matmul(frames.reshape([n, c_in, v * p]))
-            + shortcut.bias.val().reshape([1, c_out, 1]);
+        let mixed = shortcut.conv.apply(frames.reshape([n, c_in, v * p]));
+        let c_out = mixed.dims()[1];
         shortcut.bn.apply(mixed.reshape([n, c_out, v, p]))
     }
 
     /// Takes `gcn_residual.0.{weight,bias}` (`[C_out, C_in, 1, 1]`) and `gcn_residual.1.*`
     /// (BatchNorm) under `prefix`.
     pub(crate) fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
-        let device = self.weight.device();
-        let [c_out, c_in] = self.weight.dims();
-        let conv = join_key(prefix, "gcn_residual.0");
-        self.weight = Param::from_tensor(weights.take(
-            &join_key(&conv, "weight"),
-            &[c_out, c_in, 1, 1],
-            [c_out, c_in],
-            &device,
-        )?);
-        self.bias = Param::from_tensor(weights.take(
-            &join_key(&conv, "bias"),
-            &[c_out],
-            [c_out],
-            &device,
-        )?);
+        self.conv
+            .load(weights, &join_key(prefix, "gcn_residual.0"))?;
         self.bn.load(weights, &join_key(prefix, "gcn_residual.1"))
     }
 
     /// Puts the tensors as [`Shortcut::load`] takes them.
     pub(crate) fn save(&self, weights: &mut Weights, prefix: &str) {
-        let [c_out, c_in] = self.weight.dims();
-        let conv = join_key(prefix, "gcn_residual.0");
-        weights.put(
-            join_key(&conv, "weight"),
-            self.weight.val(),
-            &[c_out, c_in, 1, 1],
-        );
-        weights.put(join_key(&conv, "bias"), self.bias.val(), &[c_out]);
+        self.conv.save(weights, &join_key(prefix, "gcn_residual.0"));
         self.bn.save(weights, &join_key(prefix, "gcn_residual.1"));
     }
 }

@@ -51,7 +51,7 @@ pub use error::{ConfigError, StateError, WeightError};
 pub use fill::TemporalFill;
 pub use flat_norm::FlatBatchNorm;
 pub use graph::{GraphConv, GraphConvConfig, GraphConvLayout};
-pub use graph_unit::{GcnUnit, GcnUnitConfig, Shortcut};
+pub use graph_unit::{GcnUnit, GcnUnitConfig, Pointwise, Shortcut};
 pub use layer::CoLayer;
 pub use module::{
     clip_frames, load_checkpoint, map_frames, save_checkpoint, stack_frames, CoModule,

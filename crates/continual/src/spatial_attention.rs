@@ -20,10 +20,10 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation;
 
-use crate::adaptive_graph::Pointwise;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
-use crate::graph::{persons_into_batch, persons_out_of_batch};
+use crate::graph::{adjacency_param, persons_into_batch, persons_out_of_batch};
+use crate::graph_unit::Pointwise;
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, BatchNormConfig};
 use crate::per_frame::{frame_op_modules, FrameOp};
@@ -57,17 +57,8 @@ impl AttentionGcnUnitConfig {
         device: &B::Device,
     ) -> Result<AttentionGcnUnit<B>, ConfigError> {
         let [c_in, c_out] = self.channels;
-        let [k, v] = self.graph;
-        if adjacency.len() != k * v * v {
-            return Err(ConfigError::new(
-                "AttentionGcnUnit",
-                format!(
-                    "the adjacency holds {} values; {k} subsets of {v}×{v} joints need {}",
-                    adjacency.len(),
-                    k * v * v
-                ),
-            ));
-        }
+        let v = self.graph[1];
+        let adjacency = adjacency_param("AttentionGcnUnit", adjacency, self.graph, device)?;
         let d_k = c_out / 4;
         if self.heads == 0
             || d_k == 0
@@ -88,11 +79,7 @@ impl AttentionGcnUnitConfig {
             qkv: Pointwise::init([c_in, 2 * d_k + c_out], device),
             attn_out: Pointwise::init([c_out, c_out], device),
             bn: BatchNormConfig::new(c_out).init(device),
-            adjacency: Param::from_tensor(Tensor::from_data(
-                TensorData::new(adjacency.to_vec(), [k, v, v]),
-                device,
-            ))
-            .set_require_grad(false),
+            adjacency,
             heads: self.heads,
         })
     }
