@@ -7,6 +7,13 @@
 //! (newest tap first), giving `Z[0..R]`. The state keeps `R-1` running partial sums `S`, one
 //! per output still waiting for frames (the reference keeps `(k-1)` slots of `(k-1)` partial
 //! products each). With `U = [S, 0] + Z`, the output is `U[0]` and the next state `U[1..R]`.
+//!
+//! # Kernel layout
+//! The kernel is stored as the step multiplies with it, all `k` taps stacked along the output
+//! channels, newest first ([`KernelLayout`]); the offline `[C_out, C_in/g, k, kh, kw]` kernel is
+//! derived from it when a clip runs or the weights are saved. Re-laying the taps out on every
+//! step instead (a flip and a permutation of the whole kernel) took two thirds of a CoST-GCN*
+//! step on the CPU backend, whose temporal convs hold 9 taps of 256 × 256 channels.
 
 use burn::module::Param;
 use burn::nn::Initializer;
@@ -18,7 +25,7 @@ use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::{stack_frames, CoModule};
 use crate::per_frame::eager;
-use crate::state::{take_slots, State};
+use crate::state::{contiguous, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -119,9 +126,19 @@ impl CoConvConfig {
             min: -bound,
             max: bound,
         };
+        let layout = if c_in == self.groups && c_out == self.groups {
+            KernelLayout::TapMajor
+        } else {
+            KernelLayout::Grouped
+        };
+        let weight: Tensor<B, 5> = init
+            .init([c_out, c_in / self.groups, kt, kh, kw], device)
+            .val();
         Ok(CoConv {
-            weight: eager(init.init([c_out, c_in / self.groups, kt, kh, kw], device)),
+            kernel: Param::from_tensor(layout.step_kernel(weight, self.groups)),
             bias: self.bias.then(|| eager(init.init([c_out], device))),
+            layout,
+            taps: kt,
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
@@ -131,13 +148,83 @@ impl CoConvConfig {
     }
 }
 
+/// How a [`CoConv`] stacks its temporal taps along the rows of its step kernel
+/// `[rows, channels_in / groups, kh, kw]`; in both, the newest tap (the offline kernel's last)
+/// comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KernelLayout {
+    /// Rows `[groups, taps, channels_out / groups]`: one (grouped) 2-D convolution of the
+    /// frame gives every tap's products in the partial-sum layout.
+    Grouped,
+    /// Rows `[taps, channels]`, for depthwise convs: the frame repeated once per tap goes
+    /// through one depthwise convolution (see [`CoConv::depthwise_taps`]).
+    TapMajor,
+}
+
+impl KernelLayout {
+    /// The step kernel of an offline kernel.
+    ///
+    /// # Shapes
+    /// - weight: `[C_out, C_in / groups, k, kh, kw]`
+    /// - output: `[C_out · k, C_in / groups, kh, kw]`
+    fn step_kernel<B: Backend>(self, weight: Tensor<B, 5>, groups: usize) -> Tensor<B, 4> {
+        let [c_out, c_in_g, kt, kh, kw] = weight.dims();
+        let flipped = weight.flip([2]);
+        match self {
+            KernelLayout::Grouped => {
+                let taps = flipped
+                    .reshape([groups, c_out / groups, c_in_g, kt, kh, kw])
+                    .permute([0, 3, 1, 2, 4, 5]);
+                contiguous(taps).reshape([c_out * kt, c_in_g, kh, kw])
+            }
+            KernelLayout::TapMajor => {
+                contiguous(flipped.permute([2, 0, 1, 3, 4])).reshape([c_out * kt, c_in_g, kh, kw])
+            }
+        }
+    }
+
+    /// The offline kernel of a step kernel (the inverse of [`KernelLayout::step_kernel`]).
+    ///
+    /// # Shapes
+    /// - kernel: `[C_out · k, C_in / groups, kh, kw]`
+    /// - output: `[C_out, C_in / groups, k, kh, kw]`
+    fn offline_kernel<B: Backend>(
+        self,
+        kernel: Tensor<B, 4>,
+        groups: usize,
+        kt: usize,
+    ) -> Tensor<B, 5> {
+        let [rows, c_in_g, kh, kw] = kernel.dims();
+        let c_out = rows / kt;
+        let offline = match self {
+            KernelLayout::Grouped => {
+                let taps = kernel
+                    .reshape([groups, kt, c_out / groups, c_in_g, kh, kw])
+                    .permute([0, 2, 3, 1, 4, 5]);
+                contiguous(taps).reshape([c_out, c_in_g, kt, kh, kw])
+            }
+            KernelLayout::TapMajor => contiguous(
+                kernel
+                    .reshape([kt, c_out, c_in_g, kh, kw])
+                    .permute([1, 2, 0, 3, 4]),
+            ),
+        };
+        offline.flip([2])
+    }
+}
+
 /// A continual convolution (`co.Conv1d/2d/3d`). Built by [`CoConvConfig::init`].
 #[derive(Module, Debug)]
 pub struct CoConv<B: Backend> {
-    /// Kernel `[channels_out, channels_in / groups, time, height, width]`.
-    pub weight: Param<Tensor<B, 5>>,
+    /// Step kernel `[channels_out · time, channels_in / groups, height, width]`, taps stacked
+    /// as [`KernelLayout`] says; [`CoConv::weight`] gives the offline kernel.
+    kernel: Param<Tensor<B, 4>>,
     /// Bias `[channels_out]`.
     pub bias: Option<Param<Tensor<B, 1>>>,
+    #[module(skip)]
+    layout: KernelLayout,
+    #[module(skip)]
+    taps: usize,
     #[module(skip)]
     stride: [usize; 3],
     #[module(skip)]
@@ -151,10 +238,18 @@ pub struct CoConv<B: Backend> {
 }
 
 impl<B: Backend> CoConv<B> {
+    /// The offline kernel, PyTorch's layout.
+    ///
+    /// # Shapes
+    /// - output: `[channels_out, channels_in / groups, time, height, width]`
+    pub fn weight(&self) -> Tensor<B, 5> {
+        self.layout
+            .offline_kernel(self.kernel.val(), self.groups, self.taps)
+    }
+
     /// Temporal span of the kernel in frames, `dilation * (kernel - 1) + 1`.
     fn span(&self) -> usize {
-        let kt = self.weight.dims()[2];
-        self.dilation[0] * (kt - 1) + 1
+        self.dilation[0] * (self.taps - 1) + 1
     }
 
     /// Whether a step needs no memory of earlier frames (temporal kernel 1, no padding).
@@ -163,7 +258,7 @@ impl<B: Backend> CoConv<B> {
     }
 
     fn out_channels(&self) -> usize {
-        self.weight.dims()[0]
+        self.kernel.dims()[0] / self.taps
     }
 
     fn spatial_options(&self) -> ConvOptions<2> {
@@ -175,81 +270,63 @@ impl<B: Backend> CoConv<B> {
         )
     }
 
-    /// The weight with temporal dilation written out as zero taps between the real ones.
+    /// The products of one frame with every tap, newest first, in the partial-sum layout;
+    /// with temporal dilation the taps between the kernel's are zero.
     ///
     /// # Shapes
-    /// - output: `[channels_out, channels_in / groups, span, kh, kw]`
-    fn dilated_weight(&self) -> Tensor<B, 5> {
-        let weight = self.weight.val();
-        if self.dilation[0] == 1 {
-            return weight;
+    /// - frame: `[N, C_in, H, W]`
+    /// - output: `[N, G, span, C_out / G, H', W']` (`G` is 1 for a depthwise conv, else the
+    ///   groups)
+    fn tap_products(&self, frame: Tensor<B, 4>) -> Tensor<B, 6> {
+        let rows = frame.dims()[0];
+        let c_out = self.out_channels();
+        let (z, groups) = match self.layout {
+            KernelLayout::TapMajor => (self.depthwise_taps(frame), 1),
+            KernelLayout::Grouped => (
+                self.spatial_conv(frame, self.kernel.val(), None),
+                self.groups,
+            ),
+        };
+        let [_, _, h, w] = z.dims();
+        let z = z.reshape([rows, groups, self.taps, c_out / groups, h, w]);
+        let dilation = self.dilation[0];
+        if dilation == 1 {
+            return z;
         }
-        let [c_out, c_in_g, kt, kh, kw] = weight.dims();
         let gap = Tensor::zeros(
-            [c_out, c_in_g, self.dilation[0] - 1, kh, kw],
-            &weight.device(),
+            [rows, groups, dilation - 1, c_out / groups, h, w],
+            &z.device(),
         );
         let mut taps = Vec::with_capacity(self.span());
-        for j in 0..kt {
+        for j in 0..self.taps {
             if j > 0 {
                 taps.push(gap.clone());
             }
-            taps.push(weight.clone().narrow(2, j, 1));
+            taps.push(take_slots(z.clone(), j, 1));
         }
         Tensor::cat(taps, 2)
     }
 
-    /// All temporal taps as one 2-D kernel, newest tap first, grouped so that the output
-    /// channels read `[groups, span, channels_out / groups]`. Dilation gaps are zero taps.
-    ///
-    /// # Shapes
-    /// - output: `[groups * span * (channels_out / groups), channels_in / groups, height, width]`
-    fn stacked_kernel(&self) -> Tensor<B, 4> {
-        let [c_out, c_in_g, _, kh, kw] = self.weight.dims();
-        let span = self.span();
-        let g = self.groups;
-        self.dilated_weight()
-            .flip([2])
-            .reshape([g, c_out / g, c_in_g, span, kh, kw])
-            .permute([0, 3, 1, 2, 4, 5])
-            .reshape([g * span * (c_out / g), c_in_g, kh, kw])
-    }
-
-    /// Whether every group has one input and one output channel (a depthwise conv).
-    fn is_depthwise(&self) -> bool {
-        let [c_out, c_in_g, ..] = self.weight.dims();
-        c_in_g == 1 && c_out == self.groups
-    }
-
     /// The tap products of a depthwise conv's step, tap-major: the frame is repeated once per
     /// tap along the channels and convolved with all taps' kernels as one depthwise conv
-    /// (`span × C` groups of one channel each). The CPU backends run depthwise convolutions
+    /// (`k × C` groups of one channel each). The CPU backends run depthwise convolutions
     /// several times faster than grouped ones with several outputs per group, and the
     /// repetition is a contiguous copy (burn 0.21, 54 channels × 3 taps at 40×40: the
     /// grouped form took 10.5 ms on ndarray and 6.5 ms on flex, this one 3 and 0.8 ms).
     ///
     /// # Shapes
     /// - frame: `[N, C, H, W]`
-    /// - output: `[N, 1, span, C, H', W']` (the partial-sum layout with one group of `C`)
-    fn depthwise_taps(&self, frame: Tensor<B, 4>) -> Tensor<B, 6> {
-        let [c, _, _, kh, kw] = self.weight.dims();
-        let span = self.span();
-        let rows = frame.dims()[0];
-        let kernel = self
-            .dilated_weight()
-            .flip([2])
-            .permute([2, 0, 1, 3, 4])
-            .reshape([span * c, 1, kh, kw]);
-        let repeated = Tensor::cat(vec![frame; span], 1);
+    /// - output: `[N, k · C, H', W']`
+    fn depthwise_taps(&self, frame: Tensor<B, 4>) -> Tensor<B, 4> {
+        let channels = self.kernel.dims()[0];
+        let repeated = Tensor::cat(vec![frame; self.taps], 1);
         let options = ConvOptions::new(
             [self.stride[1], self.stride[2]],
             [self.padding[1], self.padding[2]],
             [self.dilation[1], self.dilation[2]],
-            span * c,
+            channels,
         );
-        let z = conv2d(repeated, kernel, None, options);
-        let [_, _, h, w] = z.dims();
-        z.reshape([rows, 1, span, c, h, w])
+        conv2d(repeated, self.kernel.val(), None, options)
     }
 
     /// The per-frame (2-D) convolution of a step. A 1×1 kernel without spatial stride or
@@ -342,32 +419,23 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
         let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
         conv3d(
             clip,
-            self.weight.val(),
+            self.weight(),
             self.bias.as_ref().map(Param::val),
             options,
         )
     }
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
-        let [c_out, c_in_g, _, kh, kw] = self.weight.dims();
         if self.is_stateless() {
             let emit = state.row_decision(|s| self.timing().emits_at(s));
             state.advance();
-            let kernel = self.weight.val().reshape([c_out, c_in_g, kh, kw]);
-            return emit
-                .then(|| self.spatial_conv(frame, kernel, self.bias.as_ref().map(Param::val)));
+            return emit.then(|| {
+                self.spatial_conv(frame, self.kernel.val(), self.bias.as_ref().map(Param::val))
+            });
         }
-        let rows = frame.dims()[0];
         let span = self.span();
-        let z = if self.is_depthwise() {
-            self.depthwise_taps(frame)
-        } else {
-            let g = self.groups;
-            let z = self.spatial_conv(frame, self.stacked_kernel(), None);
-            let [_, _, h, w] = z.dims();
-            z.reshape([rows, g, span, c_out / g, h, w])
-        };
-        let [_, g, _, c_g, h, w] = z.dims();
+        let z = self.tap_products(frame);
+        let [rows, g, _, c_g, h, w] = z.dims();
         if state.is_first_step() {
             let zeros = Tensor::zeros([rows, g, span - 1, c_g, h, w], &state.device);
             // Replicate: the steady state after the first frame forever, S[i] = Σ_{m>i} Z[m].
@@ -393,24 +461,22 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
     }
 
     fn save_weights(&self, weights: &mut Weights, prefix: &str) {
-        let shape = self.weight.dims();
+        let weight = self.weight();
+        let shape = weight.dims();
         let stored = &shape[..3 + self.spatial_dims];
-        weights.put(join_key(prefix, "weight"), self.weight.val(), stored);
+        weights.put(join_key(prefix, "weight"), weight, stored);
         if let Some(bias) = &self.bias {
             weights.put(join_key(prefix, "bias"), bias.val(), &bias.dims());
         }
     }
 
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
-        let device = self.weight.device();
-        let shape = self.weight.dims();
+        let device = self.kernel.device();
+        let [rows, c_in_g, kh, kw] = self.kernel.dims();
+        let shape = [rows / self.taps, c_in_g, self.taps, kh, kw];
         let stored = &shape[..3 + self.spatial_dims];
-        self.weight = Param::from_tensor(weights.take(
-            &join_key(prefix, "weight"),
-            stored,
-            shape,
-            &device,
-        )?);
+        let weight = weights.take(&join_key(prefix, "weight"), stored, shape, &device)?;
+        self.kernel = Param::from_tensor(self.layout.step_kernel(weight, self.groups));
         if let Some(bias) = &self.bias {
             let shape = bias.dims();
             self.bias = Some(Param::from_tensor(weights.take(

@@ -128,7 +128,7 @@ impl GraphConvConfig {
             None => Param::from_tensor(Tensor::zeros([k, v, v], device)).set_require_grad(false),
         };
         Ok(GraphConv {
-            weight: eager(init.init([k * c_out, c_in], device)),
+            weight: eager(init.init([c_out * k, c_in], device)),
             bias: eager(init.init([k, c_out], device)),
             adjacency,
             mask: Param::from_tensor(Tensor::ones([k, v, v], device)),
@@ -141,8 +141,10 @@ impl GraphConvConfig {
 /// `[N, C, V, P]`: joints along the first spatial dim, persons (or 1) along the second.
 #[derive(Module, Debug)]
 pub struct GraphConv<B: Backend> {
-    /// The per-subset 1×1 convolutions, stacked: `[K·C_out, C_in]`, subset-major.
-    pub weight: Param<Tensor<B, 2>>,
+    /// The per-subset 1×1 convolutions, stacked channel-major: `[C_out·K, C_in]`, row
+    /// `c·K + k` is subset `k`'s output channel `c` (so that the graph product needs no
+    /// transposition; see [`GraphConv::subset_major`]).
+    weight: Param<Tensor<B, 2>>,
     /// Their biases, `[K, C_out]`.
     pub bias: Param<Tensor<B, 2>>,
     /// The adjacency subsets `A`, `[K, V, V]` (a buffer: not trained).
@@ -164,6 +166,47 @@ impl<B: Backend> GraphConv<B> {
     pub fn out_channels(&self) -> usize {
         self.bias.dims()[1]
     }
+
+    /// The 1×1 convolutions as the checkpoints stack them, subset-major: `[K·C_out, C_in]`.
+    pub fn subset_major(&self) -> Tensor<B, 2> {
+        let [k, _] = self.graph();
+        regroup_rows(self.weight.val(), self.out_channels(), k)
+    }
+
+    /// The graph of every subset acting on joints and persons, subsets stacked along the
+    /// rows: `G[(k, v, p), (w, q)] = (A_k ⊙ E_k)[v, w] · δ(p, q)`, computed as one product
+    /// `(A ⊙ E) · T` with `T[w', (p, w, q)] = δ(w', w) · δ(p, q)` (the CPU backend runs a
+    /// broadcasting multiply of these shapes through a scalar strided loop, 20% of a
+    /// CoST-GCN* step, and a product on its SIMD kernels).
+    ///
+    /// # Shapes
+    /// - output: `[K·V·P, V·P]`
+    fn person_graph(&self, persons: usize) -> Tensor<B, 2> {
+        let [k, v] = self.graph();
+        let graph = (self.adjacency.val() * self.mask.val()).reshape([k * v, v]);
+        if persons == 1 {
+            return graph;
+        }
+        let columns = persons * v * persons;
+        let mut spread = vec![0.0f32; v * columns];
+        for w in 0..v {
+            for p in 0..persons {
+                spread[w * columns + p * v * persons + w * persons + p] = 1.0;
+            }
+        }
+        let spread =
+            Tensor::<B, 1>::from_floats(spread.as_slice(), &graph.device()).reshape([v, columns]);
+        graph.matmul(spread).reshape([k * v * persons, v * persons])
+    }
+}
+
+/// A stack of `[outer, inner]` blocks of rows, regrouped as `[inner, outer]`.
+///
+/// # Shapes
+/// - rows: `[outer·inner, C]`; output `[inner·outer, C]`
+fn regroup_rows<B: Backend>(rows: Tensor<B, 2>, outer: usize, inner: usize) -> Tensor<B, 2> {
+    let c = rows.dims()[1];
+    contiguous(rows.reshape([outer, inner, c]).swap_dims(0, 1)).reshape([outer * inner, c])
 }
 
 impl<B: Backend> FrameOp<B> for GraphConv<B> {
@@ -177,35 +220,24 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
         let [n, c_in, v, persons] = frames.dims();
         let [k, _] = self.graph();
         let c_out = self.out_channels();
-        // Persons join the batch as views, not through `persons_into_batch`'s copies: on the
-        // CPU the copies cost CoST-GCN's step ~30% (BENCHMARKS.md), and this layer's output
-        // is checked on wgpu by the golden and interop suites.
-        let rows = n * persons;
-        let x = if persons == 1 {
-            frames.reshape([rows, c_in, v])
-        } else {
-            frames.permute([0, 3, 1, 2]).reshape([rows, c_in, v])
-        };
-        // W_k · x for every subset at once: [1, K·C_out, C_in] @ [N·P, C_in, V].
+        // Joints and persons stay together as the columns `(v, p)`, and the rows of W_k·x
+        // come out as `(c, k)`, so both products read their operands as they lie.
+        // W_k · x for every subset at once: [1, C_out·K, C_in] @ [N, C_in, V·P].
+        let x = frames.reshape([n, c_in, v * persons]);
         let mut mixed = self.weight.val().unsqueeze_dim::<3>(0).matmul(x);
         if self.layout == GraphConvLayout::Mmskeleton {
-            mixed = mixed + self.bias.val().reshape([1, k * c_out, 1]);
+            let bias = contiguous(self.bias.val().swap_dims(0, 1));
+            mixed = mixed + bias.reshape([1, c_out * k, 1]);
         }
-        // Σ_k over subsets and joints: [N·P·C_out, K·V] @ [K·V, V].
-        let graph = (self.adjacency.val() * self.mask.val()).reshape([k * v, v]);
-        let mixed = mixed
-            .reshape([rows, k, c_out, v])
-            .swap_dims(1, 2)
-            .reshape([rows * c_out, k * v]);
-        let mut out = mixed.matmul(graph).reshape([rows, c_out, v]);
+        // Σ_k over subsets and joints: [N·C_out, K·V·P] @ [K·V·P, V·P].
+        let mut out = mixed
+            .reshape([n * c_out, k * v * persons])
+            .matmul(self.person_graph(persons))
+            .reshape([n, c_out, v, persons]);
         if self.layout == GraphConvLayout::PerSubset {
-            out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1]);
+            out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1, 1]);
         }
-        if persons == 1 {
-            out.reshape([n, c_out, v, 1])
-        } else {
-            out.reshape([n, persons, c_out, v]).permute([0, 2, 3, 1])
-        }
+        out
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
@@ -246,7 +278,7 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
                 (Tensor::cat(weight, 0), Tensor::cat(bias, 0), "graph_attn")
             }
         };
-        self.weight = Param::from_tensor(weight);
+        self.weight = Param::from_tensor(regroup_rows(weight, k, c_out));
         self.bias = Param::from_tensor(bias);
         self.adjacency =
             Param::from_tensor(weights.take(&key("A"), &[k, v, v], [k, v, v], &device)?)
@@ -265,19 +297,20 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
             GraphConvLayout::Mmskeleton => {
                 weights.put(
                     key("conv.weight"),
-                    self.weight.val(),
+                    self.subset_major(),
                     &[k * c_out, c_in, 1, 1],
                 );
                 weights.put(key("conv.bias"), self.bias.val(), &[k * c_out]);
                 weights.put(key("edge_importance"), self.mask.val(), &[k, v, v]);
             }
             GraphConvLayout::PerSubset => {
+                let weight = self.subset_major();
                 for subset in 0..k {
                     let conv = |name: &str| key(&format!("g_conv.{subset}.{name}"));
                     let rows = subset * c_out..(subset + 1) * c_out;
                     weights.put(
                         conv("weight"),
-                        self.weight.val().slice(rows.clone()),
+                        weight.clone().slice(rows.clone()),
                         &[c_out, c_in, 1, 1],
                     );
                     weights.put(

@@ -377,7 +377,7 @@ proptest! {
         let streamed = values(conv.forward_steps(clip.clone(), &mut state, true).unwrap());
         // Direct: y[o][c] = b[c] + Σ_j Σ_i w[c][i][j] · xpad[i][o + j·dil].
         let x = values(clip);
-        let w = values(conv.weight.val());
+        let w = values(conv.weight());
         let bias = values(conv.bias.as_ref().unwrap().val());
         let out_len = time + 2 * pad - span + 1;
         let mut direct = vec![0f32; 3 * out_len];

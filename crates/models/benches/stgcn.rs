@@ -1,7 +1,8 @@
 //! Criterion benches of the full-size skeleton networks on the CPU backend (issue 5's
 //! targets): one continual CoST-GCN* step (warm state) against the offline ST-GCN over a
-//! 300-frame clip, NTU RGB+D 60 (25 joints, 2 persons); and one strided CoST-GCN step. Threads
-//! follow `RAYON_NUM_THREADS` (the target is stated for 1).
+//! 300-frame clip, NTU RGB+D 60 (25 joints, 2 persons); one strided CoST-GCN step; and the
+//! matrix-product rate that bounds a step from below. Threads follow `RAYON_NUM_THREADS` (the
+//! target is stated for 1).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use burn::prelude::*;
@@ -65,12 +66,28 @@ fn benches(c: &mut Criterion) {
     });
 }
 
+/// The CPU's matrix-product rate, the floor under a step: the largest product of a CoST-GCN*
+/// step (a 256-channel temporal conv's 9 taps: `[2304, 256] @ [256, 50]`, 29.5 M
+/// multiply-adds) and a square 1024³ product.
+fn matmul_floor(c: &mut Criterion) {
+    let device = Default::default();
+    let product = |m: usize, k: usize, n: usize| {
+        let lhs = Tensor::<B, 3>::random([1, m, k], Distribution::Default, &device);
+        let rhs = Tensor::<B, 3>::random([1, k, n], Distribution::Default, &device);
+        move || lhs.clone().matmul(rhs.clone()).into_data()
+    };
+    let tcn = product(2304, 256, 50);
+    c.bench_function("matmul_2304x256x50/flex", |b| b.iter(&tcn));
+    let square = product(1024, 1024, 1024);
+    c.bench_function("matmul_1024x1024x1024/flex", |b| b.iter(&square));
+}
+
 criterion_group! {
     name = stgcn;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(5));
-    targets = benches
+    targets = benches, matmul_floor
 }
 criterion_main!(stgcn);
