@@ -1,6 +1,6 @@
 //! Criterion benches of the continual core on the CPU backends: one step of a depthwise
-//! 3×3×3 conv and of a pointwise conv at X3D-S shapes (whole networks: costream-models'
-//! `x3d` bench).
+//! 3×3×3 conv (at each X3D-S stage's shape) and of a pointwise conv at X3D-S shapes (whole
+//! networks: costream-models' `x3d` bench).
 //! The CPU backend is flex; with `--features ndarray` (or `cuda`), every bench also runs on burn's
 //! ndarray (or CUDA) backend.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -38,20 +38,23 @@ fn bench_step<B: Backend>(
 fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
     let device: Device<B> = Default::default();
     B::seed(&device, 1);
-    let depthwise: CoLayer<B> = CoConvConfig::conv3d([54, 54], [3, 3, 3])
-        .with_padding([1, 1, 1])
-        .with_groups(54)
-        .with_bias(false)
-        .init(&device)
-        .unwrap()
-        .into();
-    bench_step(
-        c,
-        "depthwise_3x3x3_54ch_40x40_step",
-        backend,
-        &depthwise,
-        [1, 54, 40, 40],
-    );
+    // X3D-S's depthwise convs at 160×160: one per stage (res2 to res5).
+    for (channels, size) in [(54, 40), (108, 20), (216, 10), (432, 5)] {
+        let depthwise: CoLayer<B> = CoConvConfig::conv3d([channels, channels], [3, 3, 3])
+            .with_padding([1, 1, 1])
+            .with_groups(channels)
+            .with_bias(false)
+            .init(&device)
+            .unwrap()
+            .into();
+        bench_step(
+            c,
+            &format!("depthwise_3x3x3_{channels}ch_{size}x{size}_step"),
+            backend,
+            &depthwise,
+            [1, channels, size, size],
+        );
+    }
 
     let pointwise: CoLayer<B> = CoConvConfig::conv3d([24, 54], [1, 1, 1])
         .with_bias(false)

@@ -23,8 +23,9 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
+use crate::flex_kernel::{self, DepthwiseStep};
 use crate::module::{stack_frames, CoModule};
-use crate::per_frame::eager;
+use crate::per_frame::{eager, per_channel};
 use crate::state::{contiguous, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -329,6 +330,20 @@ impl<B: Backend> CoConv<B> {
         conv2d(repeated, self.kernel.val(), None, options)
     }
 
+    /// The sizes of this depthwise conv's step for the fused CPU kernel.
+    fn depthwise_step(&self) -> DepthwiseStep {
+        let [_, _, kh, kw] = self.kernel.dims();
+        DepthwiseStep {
+            channels: self.out_channels(),
+            taps: self.taps,
+            temporal_dilation: self.dilation[0],
+            kernel: [kh, kw],
+            stride: [self.stride[1], self.stride[2]],
+            padding: [self.padding[1], self.padding[2]],
+            dilation: [self.dilation[1], self.dilation[2]],
+        }
+    }
+
     /// The per-frame (2-D) convolution of a step. A 1×1 kernel without spatial stride or
     /// padding runs as one (grouped) matrix product, which is faster than the backends'
     /// convolutions for pointwise layers and avoids a wrong result of burn 0.21's wgpu
@@ -357,15 +372,14 @@ impl<B: Backend> CoConv<B> {
             .expand([n, g, c_out / g, c_in_g]);
         let out = k.matmul(x).reshape([n, c_out, h, w]);
         match bias {
-            Some(b) => out + b.reshape([1, c_out, 1, 1]),
+            Some(b) => out + per_channel(b, n),
             None => out,
         }
     }
 
-    fn bias_frame(&self) -> Option<Tensor<B, 4>> {
-        self.bias
-            .as_ref()
-            .map(|b| b.val().reshape([1, self.out_channels(), 1, 1]))
+    /// The bias as an operand for `rows` output frames.
+    fn bias_frame(&self, rows: usize) -> Option<Tensor<B, 4>> {
+        self.bias.as_ref().map(|b| per_channel(b.val(), rows))
     }
 
     /// Advances the partial sums by one frame whose stacked tap products are `z` (`None`: a
@@ -391,7 +405,7 @@ impl<B: Backend> CoConv<B> {
         state.advance();
         emit.then(|| {
             let out = output.reshape([rows, g * c_g, h, w]);
-            match self.bias_frame() {
+            match self.bias_frame(rows) {
                 Some(bias) => out + bias,
                 None => out,
             }
@@ -432,6 +446,20 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
             return emit.then(|| {
                 self.spatial_conv(frame, self.kernel.val(), self.bias.as_ref().map(Param::val))
             });
+        }
+        if self.layout == KernelLayout::TapMajor && !state.is_first_step() {
+            let fused = flex_kernel::depthwise_step(
+                &self.depthwise_step(),
+                frame.clone(),
+                self.kernel.val(),
+                self.bias.as_ref().map(Param::val),
+                &mut state.buffers[0],
+            );
+            if let Some(output) = fused {
+                let emit = state.row_decision(|s| self.timing().emits_at(s));
+                state.advance();
+                return emit.then_some(output);
+            }
         }
         let span = self.span();
         let z = self.tap_products(frame);

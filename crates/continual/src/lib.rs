@@ -26,6 +26,7 @@ pub mod delay;
 pub mod error;
 pub mod fill;
 pub mod flat_norm;
+mod flex_kernel;
 pub mod graph;
 pub mod graph_unit;
 pub mod layer;

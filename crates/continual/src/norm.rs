@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
-use crate::per_frame::{frame_op_modules, FrameOp};
+use crate::per_frame::{frame_op_modules, per_channel, FrameOp};
 use crate::state::State;
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -107,8 +107,8 @@ impl<B: Backend> FrameOp<B> for BatchNorm<B> {
     }
 
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = self.scale.dims()[0];
-        frames * self.scale.val().reshape([1, c, 1, 1]) + self.shift.val().reshape([1, c, 1, 1])
+        let rows = frames.dims()[0];
+        frames * per_channel(self.scale.val(), rows) + per_channel(self.shift.val(), rows)
     }
 
     fn apply_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {

@@ -12,6 +12,7 @@ use burn::tensor::activation;
 
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
+use crate::flex_kernel::{self, Logistic};
 use crate::module::{map_frames, CoModule};
 use crate::state::State;
 use crate::timing::Timing;
@@ -247,18 +248,43 @@ impl<B: Backend> FrameOp<B> for Activation<B> {
 /// `kind` applied element-wise (softmax over dim 1, the channels). Sigmoid and SiLU are
 /// written as `1 / (1 + e^-x)` and `x / (1 + e^-x)`: the same values as burn's versions
 /// (saturating to 0 and 1, or −0 and x, without NaN) at a third of their cost on the CPU
-/// backends, which matters on the hot path of every X3D block.
+/// backends, which matters on the hot path of every X3D block; on flex they run as one
+/// vectorised pass ([`flex_kernel::logistic`]).
 ///
 /// # Shapes
 /// - input and output: `[N, C, …]`
 fn activate<B: Backend, const D: usize>(kind: ActivationKind, x: Tensor<B, D>) -> Tensor<B, D> {
     match kind {
         ActivationKind::Relu => activation::relu(x),
-        ActivationKind::Silu => x.clone() / (x.neg().exp() + 1.0),
-        ActivationKind::Sigmoid => (x.neg().exp() + 1.0).recip(),
+        ActivationKind::Silu => flex_kernel::logistic(Logistic::Silu, &x)
+            .unwrap_or_else(|| x.clone() / (x.neg().exp() + 1.0)),
+        ActivationKind::Sigmoid => flex_kernel::logistic(Logistic::Sigmoid, &x)
+            .unwrap_or_else(|| (x.neg().exp() + 1.0).recip()),
         ActivationKind::Gelu => x.clone() * ((x / core::f32::consts::SQRT_2).erf() + 1.0) * 0.5,
         ActivationKind::Tanh => x.tanh(),
         ActivationKind::Softmax => activation::softmax(x, 1),
+    }
+}
+
+/// Per-channel values `[C]` as a `[rows, C, 1, 1]` operand for frames `[rows, C, H, W]`.
+///
+/// On flex, for more than one row, the values are repeated into a contiguous tensor
+/// (`rows · C` values): flex's vectorised broadcasting accepts a per-channel operand only when
+/// its outer dims are contiguous, and takes its scalar strided path for `[1, C, 1, 1]` against
+/// a batch (most of a batched CoX3D-S step went there, BENCHMARKS.md, engine section). The
+/// GPU backends broadcast either way, and would pay a kernel launch for the copy. The values
+/// are the same either way.
+///
+/// # Shapes
+/// - values: `[C]`
+/// - output: `[rows, C, 1, 1]` or `[1, C, 1, 1]`
+pub(crate) fn per_channel<B: Backend>(values: Tensor<B, 1>, rows: usize) -> Tensor<B, 4> {
+    let [c] = values.dims();
+    let single = values.reshape([1, c, 1, 1]);
+    if rows > 1 && flex_kernel::is_flex::<B>() {
+        single.repeat_dim(0, rows)
+    } else {
+        single
     }
 }
 

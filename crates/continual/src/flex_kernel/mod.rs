@@ -1,0 +1,48 @@
+//! Dedicated kernels for the CPU backend (burn's flex) on the hot path of a continual step,
+//! where burn's generic ops are slow at streaming sizes (BENCHMARKS.md, CoX3D-S profile).
+//!
+//! A kernel here reads and writes the flex tensors' memory directly and runs under
+//! [`pulp`]'s run-time CPU dispatch, so its loops compile to AVX-512 or AVX2 where the CPU
+//! has them (the crate forbids `unsafe`; pulp's dispatch is safe). Callers check
+//! [`is_flex`] first and run the generic burn ops on every other backend, including an
+//! autodiff-wrapped flex. Each kernel sums in the same order at every vector width, so its
+//! results do not depend on the CPU it runs on.
+
+mod activation;
+mod depthwise_step;
+
+use std::any::{Any, TypeId};
+
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn_flex::FlexTensor;
+
+pub(crate) use activation::{logistic, Logistic};
+pub(crate) use depthwise_step::{depthwise_step, DepthwiseStep};
+
+/// Whether `B`'s float tensors are flex tensors.
+pub(crate) fn is_flex<B: Backend>() -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<FlexTensor>()
+}
+
+/// The flex tensor behind `tensor`, contiguous and covering its whole buffer (a copy only
+/// if it was a view), or `None` if `B` is not flex.
+fn to_flex<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Option<FlexTensor> {
+    let TensorPrimitive::Float(primitive) = tensor.into_primitive() else {
+        return None;
+    };
+    let boxed: Box<dyn Any> = Box::new(primitive);
+    Some(boxed.downcast::<FlexTensor>().ok()?.to_contiguous())
+}
+
+/// A `B` tensor from a flex tensor (`None` if `B` is not flex).
+fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Option<Tensor<B, D>> {
+    let boxed: Box<dyn Any> = Box::new(flex);
+    let primitive = boxed.downcast::<B::FloatTensorPrimitive>().ok()?;
+    Some(Tensor::from_primitive(TensorPrimitive::Float(*primitive)))
+}
+
+/// A contiguous `f32` flex tensor of `shape` holding `values`.
+fn flex_from_values(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
