@@ -14,7 +14,7 @@ use burn::prelude::*;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
-use crate::per_frame::{eager, frame_op_modules, FrameOp};
+use crate::per_frame::{eager, frame_op_modules, per_channel, FrameOp};
 use crate::state::{contiguous, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -235,7 +235,7 @@ impl<B: Backend> FrameOp<B> for GraphConv<B> {
             .matmul(self.person_graph(persons))
             .reshape([n, c_out, v, persons]);
         if self.layout == GraphConvLayout::PerSubset {
-            out = out + self.bias.val().sum_dim(0).reshape([1, c_out, 1, 1]);
+            out = out + per_channel(self.bias.val().sum_dim(0).reshape([c_out]), n);
         }
         out
     }

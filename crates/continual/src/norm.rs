@@ -275,10 +275,10 @@ impl<B: Backend> FrameOp<B> for LayerNorm<B> {
     }
 
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = self.gamma.dims()[0];
+        let rows = frames.dims()[0];
         let (var, mean) = frames.clone().var_mean_bias(1);
         let normed = (frames - mean) / (var + self.epsilon).sqrt();
-        normed * self.gamma.val().reshape([1, c, 1, 1]) + self.beta.val().reshape([1, c, 1, 1])
+        normed * per_channel(self.gamma.val(), rows) + per_channel(self.beta.val(), rows)
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
@@ -316,7 +316,7 @@ impl<B: Backend> FrameOp<B> for GroupNorm<B> {
         let grouped = frames.reshape([n, self.groups, c / self.groups * h * w]);
         let (var, mean) = grouped.clone().var_mean_bias(2);
         let normed = ((grouped - mean) / (var + self.epsilon).sqrt()).reshape([n, c, h, w]);
-        normed * self.gamma.val().reshape([1, c, 1, 1]) + self.beta.val().reshape([1, c, 1, 1])
+        normed * per_channel(self.gamma.val(), n) + per_channel(self.beta.val(), n)
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
