@@ -23,7 +23,7 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
-use crate::flex_kernel::{self, DepthwiseStep};
+use crate::flex_kernel::{self, DepthwiseStep, Spatial};
 use crate::module::{stack_frames, CoModule};
 use crate::per_frame::{eager, per_channel};
 use crate::state::{contiguous, take_slots, State};
@@ -262,6 +262,16 @@ impl<B: Backend> CoConv<B> {
         self.kernel.dims()[0] / self.taps
     }
 
+    /// The spatial geometry of a step's per-frame convolution with a `[kh, kw]` kernel.
+    fn spatial(&self, kernel: [usize; 2]) -> Spatial {
+        Spatial {
+            kernel,
+            stride: [self.stride[1], self.stride[2]],
+            padding: [self.padding[1], self.padding[2]],
+            dilation: [self.dilation[1], self.dilation[2]],
+        }
+    }
+
     fn spatial_options(&self) -> ConvOptions<2> {
         ConvOptions::new(
             [self.stride[1], self.stride[2]],
@@ -337,17 +347,16 @@ impl<B: Backend> CoConv<B> {
             channels: self.out_channels(),
             taps: self.taps,
             temporal_dilation: self.dilation[0],
-            kernel: [kh, kw],
-            stride: [self.stride[1], self.stride[2]],
-            padding: [self.padding[1], self.padding[2]],
-            dilation: [self.dilation[1], self.dilation[2]],
+            spatial: self.spatial([kh, kw]),
         }
     }
 
     /// The per-frame (2-D) convolution of a step. A 1×1 kernel without spatial stride or
     /// padding runs as one (grouped) matrix product, which is faster than the backends'
     /// convolutions for pointwise layers and avoids a wrong result of burn 0.21's wgpu
-    /// `conv2d` on frames of width 1.
+    /// `conv2d` on frames of width 1. On flex, a strided 1×1 kernel subsamples the frame
+    /// first, and a spatial kernel with few taps per output (X3D's stem) runs as
+    /// [`flex_kernel::conv2d`].
     ///
     /// # Shapes
     /// - frame: `[N, C_in, H, W]`; kernel: `[C_out', C_in / groups, kh, kw]`
@@ -359,10 +368,22 @@ impl<B: Backend> CoConv<B> {
         bias: Option<Tensor<B, 1>>,
     ) -> Tensor<B, 4> {
         let [c_out, c_in_g, kh, kw] = kernel.dims();
-        let pointwise =
-            [kh, kw] == [1, 1] && self.stride[1..] == [1, 1] && self.padding[1..] == [0, 0];
+        let one_by_one = [kh, kw] == [1, 1] && self.padding[1..] == [0, 0];
+        let [sh, sw] = [self.stride[1], self.stride[2]];
+        // On flex, a strided 1×1 conv is a pointwise one of the subsampled frame (flex's
+        // `conv2d` runs it through im2col).
+        let subsample = one_by_one && [sh, sw] != [1, 1] && flex_kernel::is_flex::<B>();
+        let frame = if subsample {
+            let [_, _, h, w] = frame.dims();
+            frame.slice(s![.., .., 0..h;sh as isize, 0..w;sw as isize])
+        } else {
+            frame
+        };
+        let pointwise = one_by_one && ([sh, sw] == [1, 1] || subsample);
         if !pointwise {
-            return conv2d(frame, kernel, bias, self.spatial_options());
+            let spatial = self.spatial([kh, kw]);
+            let phases = flex_kernel::conv2d(&frame, &kernel, bias.as_ref(), spatial, self.groups);
+            return phases.unwrap_or_else(|| conv2d(frame, kernel, bias, self.spatial_options()));
         }
         let [n, _, h, w] = frame.dims();
         let g = self.groups;

@@ -7,25 +7,40 @@
 //! gather and an add of the partial sums, another gather for the newest slot and a `cat`:
 //! six passes over the step's largest buffers, and a third of a CoX3D-S step.
 //!
-//! # Method
-//! A 2-D correlation with stride `s` is a set of stride-1 correlations over the input's
-//! `s_h · s_w` phases (the input sampled at rows `≡ a (mod s_h)` and columns
-//! `≡ b (mod s_w)`). Each input plane is copied once into its zero-padded phases
-//! ([`PhaseGrid`]), in which every spatial tap reads one contiguous run: the output rows,
-//! laid side by side at the phases' width ("wide" rows whose last columns are discarded), are
-//! a sum of `kh · kw` shifted copies of the phases. [`correlate`] sums them in register
-//! blocks of [`BLOCK`] values, in tap order, so results are identical at every vector width.
+//! # Methods
+//! Two ways to vectorise the same sums ([`Method`]), chosen by the size of the output plane:
+//! - [`planar`] vectorises along each channel's plane: for large planes, where a plane fills
+//!   many registers.
+//! - [`channels_last`] vectorises across channels, on a channels-last copy of the frame: for
+//!   small planes (X3D's 10×10 and 5×5 stages), where the per-channel work around a few
+//!   short rows dominated the planar method.
+//!
+//! Both sum every value in the same order (the spatial taps in row-major order from zero,
+//! then the partial sum one frame older plus that, then the bias), so they give identical
+//! results, at every vector width.
 
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use super::phases::Spatial;
 use super::{flex_from_values, from_flex, is_flex, to_flex};
 
-/// Values summed per register block by [`correlate`] (eight AVX2 or four AVX-512 registers).
-const BLOCK: usize = 64;
+mod channels_last;
+mod planar;
 
-/// The block size of [`correlate`] after the last whole [`BLOCK`].
-const SHORT_BLOCK: usize = 16;
+/// How [`DepthwiseStep::run`] vectorises a step (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// Along each channel's plane ([`planar`]).
+    Planar,
+    /// Across channels, on a channels-last copy of the frame ([`channels_last`]).
+    ChannelsLast,
+}
+
+/// Output planes of at most this many values step channels-last. Measured on X3D-S's stage
+/// shapes (BENCHMARKS.md): channels-last is faster at 10×10 and 5×5, planar at 20×20 and
+/// 40×40.
+const CHANNELS_LAST_MAX_PLANE: usize = 200;
 
 /// Sizes of a continual depthwise conv's step: one kernel channel per input channel.
 #[derive(Clone, Copy, Debug)]
@@ -36,14 +51,8 @@ pub(crate) struct DepthwiseStep {
     pub(crate) taps: usize,
     /// Temporal dilation: the kernel spans `dilation · (k − 1) + 1` frames.
     pub(crate) temporal_dilation: usize,
-    /// Spatial kernel `[height, width]`.
-    pub(crate) kernel: [usize; 2],
-    /// Spatial stride `[height, width]`.
-    pub(crate) stride: [usize; 2],
-    /// Spatial zero padding `[height, width]`, both sides.
-    pub(crate) padding: [usize; 2],
-    /// Spatial dilation `[height, width]`.
-    pub(crate) dilation: [usize; 2],
+    /// The spatial correlation of each tap.
+    pub(crate) spatial: Spatial,
 }
 
 impl DepthwiseStep {
@@ -54,13 +63,7 @@ impl DepthwiseStep {
 
     /// Output plane `[height, width]` for an input plane, `None` if the kernel does not fit.
     fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
-        let size = |d: usize| {
-            let reach = self.dilation[d] * (self.kernel[d] - 1) + 1;
-            (input[d] + 2 * self.padding[d])
-                .checked_sub(reach)
-                .map(|free| free / self.stride[d] + 1)
-        };
-        Some([size(0)?, size(1)?])
+        self.spatial.output_size(input)
     }
 
     /// Runs the step on host slices, dispatched to the CPU's best vector instructions.
@@ -80,95 +83,141 @@ impl DepthwiseStep {
         sums: &mut [f32],
         output: &mut [f32],
     ) {
+        let Some([oh, ow]) = self.output_size(input) else {
+            return;
+        };
+        let method = if oh * ow <= CHANNELS_LAST_MAX_PLANE {
+            Method::ChannelsLast
+        } else {
+            Method::Planar
+        };
+        self.run_with(method, frame, input, kernel, bias, sums, output);
+    }
+
+    /// [`DepthwiseStep::run`] by the given method.
+    #[allow(clippy::too_many_arguments)]
+    fn run_with(
+        &self,
+        method: Method,
+        frame: &[f32],
+        input: [usize; 2],
+        kernel: &[f32],
+        bias: Option<&[f32]>,
+        sums: &mut [f32],
+        output: &mut [f32],
+    ) {
+        let Some(output_size) = self.output_size(input) else {
+            return;
+        };
         pulp::Arch::new().dispatch(Dispatched {
-            step: self,
-            frame,
-            input,
-            kernel,
-            bias,
-            sums,
-            output,
+            method,
+            buffers: StepBuffers {
+                step: self,
+                frame,
+                input,
+                output_size,
+                kernel,
+                bias,
+                sums,
+                output,
+            },
         });
     }
 }
 
-/// The arguments of [`DepthwiseStep::run`], for pulp to compile the step once per
-/// instruction set: everything the step calls is `#[inline(always)]`, so it is generated
-/// inside pulp's `#[target_feature]` functions (a closure would be called out of line and
-/// compiled for the baseline CPU).
-struct Dispatched<'a> {
+/// The operands of one step, as [`DepthwiseStep::run`] describes them.
+struct StepBuffers<'a> {
     step: &'a DepthwiseStep,
     frame: &'a [f32],
+    /// Input plane `[H, W]`.
     input: [usize; 2],
+    /// Output plane `[H', W']`.
+    output_size: [usize; 2],
     kernel: &'a [f32],
     bias: Option<&'a [f32]>,
     sums: &'a mut [f32],
     output: &'a mut [f32],
 }
 
-impl Dispatched<'_> {
-    /// The step, inlined into each of pulp's instruction-set variants.
+impl StepBuffers<'_> {
+    /// Batch rows in the step.
+    fn rows(&self) -> usize {
+        let [oh, ow] = self.output_size;
+        self.output.len() / (self.step.channels * oh * ow)
+    }
+
+    /// Advances channel `channel` of batch row `row` by one frame: each partial sum becomes
+    /// the one a frame older plus the products of the tap that covers its position (with
+    /// temporal dilation, not every position is covered), the oldest completes into the
+    /// output (plus the bias), and the newest starts from the products alone.
     #[inline(always)]
-    fn compute(self) {
-        let (step, frame, input, kernel) = (self.step, self.frame, self.input, self.kernel);
-        let (bias, sums, output) = (self.bias, self.sums, self.output);
-        let Some(grid) = PhaseGrid::new(step, input) else {
-            return;
-        };
+    fn advance_channel(&mut self, row: usize, channel: usize, products: &mut impl TapProducts) {
+        let step = self.step;
         let channels = step.channels;
-        let [oh, ow] = grid.output;
-        let plane = oh * ow;
+        let plane = self.output_size[0] * self.output_size[1];
         let slots = step.span() - 1;
-        let spatial_taps = step.kernel[0] * step.kernel[1];
-        let offsets = grid.tap_offsets(step);
-        let mut phases = vec![0.0; grid.len() + SHORT_BLOCK];
-        let mut wide = vec![0.0; grid.wide_len().next_multiple_of(SHORT_BLOCK)];
-        let mut taps: Vec<(usize, f32)> = Vec::with_capacity(spatial_taps);
-        let input_plane = input[0] * input[1];
-        let rows = output.len() / (channels * plane);
-        for row in 0..rows {
-            for channel in 0..channels {
-                let x = &frame[(row * channels + channel) * input_plane..][..input_plane];
-                grid.fill(x, input, &mut phases[..grid.len()]);
-                let slot = |i: usize| ((row * slots + i) * channels + channel) * plane;
-                for position in 0..=slots {
-                    // The destination starts as the partial sum one frame older (zero for the
-                    // newest); position 0 is the output.
-                    let dest = if position == 0 {
-                        let out = &mut output[(row * channels + channel) * plane..][..plane];
-                        out.copy_from_slice(&sums[slot(0)..][..plane]);
-                        out
-                    } else {
-                        let start = slot(position - 1);
-                        if position < slots {
-                            sums.copy_within(slot(position)..slot(position) + plane, start);
-                        } else {
-                            sums[start..start + plane].fill(0.0);
-                        }
-                        &mut sums[start..start + plane]
-                    };
-                    if position % step.temporal_dilation == 0 {
-                        let tap = position / step.temporal_dilation;
-                        let weights =
-                            &kernel[(tap * channels + channel) * spatial_taps..][..spatial_taps];
-                        taps.clear();
-                        taps.extend(offsets.iter().copied().zip(weights.iter().copied()));
-                        correlate(&phases, &taps, &mut wide);
-                        for (dest_row, wide_row) in
-                            dest.chunks_exact_mut(ow).zip(wide.chunks(grid.width))
-                        {
-                            for (d, z) in dest_row.iter_mut().zip(wide_row) {
-                                *d += z;
-                            }
-                        }
-                    }
-                    if let (0, Some(bias)) = (position, bias) {
-                        dest.iter_mut().for_each(|d| *d += bias[channel]);
-                    }
+        let slot = |i: usize| ((row * slots + i) * channels + channel) * plane;
+        for position in 0..=slots {
+            // Position 0 is the output; position i > 0 is partial sum i − 1 of the next state.
+            let (dest, older) = if position == 0 {
+                let out = &mut self.output[(row * channels + channel) * plane..][..plane];
+                (out, Some(&self.sums[slot(0)..][..plane]))
+            } else if position < slots {
+                let (newer, older) = self.sums.split_at_mut(slot(position));
+                let dest = &mut newer[slot(position - 1)..][..plane];
+                (dest, Some(&older[..plane]))
+            } else {
+                (&mut self.sums[slot(position - 1)..][..plane], None)
+            };
+            if position % step.temporal_dilation == 0 {
+                products.sum_into(position / step.temporal_dilation, channel, older, dest);
+            } else {
+                match older {
+                    Some(older) => dest.copy_from_slice(older),
+                    None => dest.fill(0.0),
                 }
+            }
+            if let (0, Some(bias)) = (position, self.bias) {
+                dest.iter_mut().for_each(|d| *d += bias[channel]);
             }
         }
     }
+}
+
+/// One method's products of the new frame with each temporal tap, for
+/// [`StepBuffers::advance_channel`]. A trait rather than a closure: its `#[inline(always)]`
+/// method is compiled into pulp's instruction-set variants, where a closure's body may be
+/// called out of line and compiled for the baseline CPU.
+trait TapProducts {
+    /// `dest = older + products` of temporal tap `tap` for `channel` (`older` absent:
+    /// `dest = products`); all `[H', W']`.
+    fn sum_into(&mut self, tap: usize, channel: usize, older: Option<&[f32]>, dest: &mut [f32]);
+}
+
+/// `dest = older + products` element by element (`older` absent: `dest = products`).
+#[inline(always)]
+fn sum_into<'a>(dest: &mut [f32], older: Option<&[f32]>, products: impl Iterator<Item = &'a f32>) {
+    match older {
+        Some(older) => {
+            for ((d, o), z) in dest.iter_mut().zip(older).zip(products) {
+                *d = o + z;
+            }
+        }
+        None => {
+            for (d, z) in dest.iter_mut().zip(products) {
+                *d = *z;
+            }
+        }
+    }
+}
+
+/// A step and its method, for pulp to compile once per instruction set: everything the step
+/// calls is `#[inline(always)]`, so it is generated inside pulp's `#[target_feature]`
+/// functions (a closure handed to `dispatch` would be called out of line and compiled for the
+/// baseline CPU).
+struct Dispatched<'a> {
+    method: Method,
+    buffers: StepBuffers<'a>,
 }
 
 impl pulp::WithSimd for Dispatched<'_> {
@@ -176,127 +225,10 @@ impl pulp::WithSimd for Dispatched<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        self.compute();
-    }
-}
-
-/// The zero-padded phases of one input plane, laid out so that every spatial tap of a
-/// strided, dilated correlation reads one contiguous run (see the module docs).
-struct PhaseGrid {
-    stride: [usize; 2],
-    padding: [usize; 2],
-    /// Output plane `[height, width]`.
-    output: [usize; 2],
-    /// Rows of each phase.
-    height: usize,
-    /// Columns of each phase, the width of the wide output rows.
-    width: usize,
-}
-
-impl PhaseGrid {
-    fn new(step: &DepthwiseStep, input: [usize; 2]) -> Option<Self> {
-        let output = step.output_size(input)?;
-        let reach = |d: usize| (step.kernel[d] - 1) * step.dilation[d] / step.stride[d];
-        Some(PhaseGrid {
-            stride: step.stride,
-            padding: step.padding,
-            output,
-            height: output[0] + reach(0),
-            width: output[1] + reach(1),
-        })
-    }
-
-    fn phase_len(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// Values in all phases.
-    fn len(&self) -> usize {
-        self.stride[0] * self.stride[1] * self.phase_len()
-    }
-
-    /// Values in the wide output rows (the last row without its discarded columns).
-    fn wide_len(&self) -> usize {
-        (self.output[0] - 1) * self.width + self.output[1]
-    }
-
-    /// Where each spatial tap (row-major `[kh, kw]`) starts reading in the phases.
-    fn tap_offsets(&self, step: &DepthwiseStep) -> Vec<usize> {
-        let [sh, sw] = self.stride;
-        let mut offsets = Vec::with_capacity(step.kernel[0] * step.kernel[1]);
-        for ky in 0..step.kernel[0] {
-            let (dy, a) = (ky * step.dilation[0] / sh, ky * step.dilation[0] % sh);
-            for kx in 0..step.kernel[1] {
-                let (dx, b) = (kx * step.dilation[1] / sw, kx * step.dilation[1] % sw);
-                offsets.push((a * sw + b) * self.phase_len() + dy * self.width + dx);
-            }
+        match self.method {
+            Method::Planar => planar::step(self.buffers),
+            Method::ChannelsLast => channels_last::step(self.buffers),
         }
-        offsets
-    }
-
-    /// Copies the input plane `x` (`[H, W]`) into its zero-padded phases.
-    #[inline(always)]
-    fn fill(&self, x: &[f32], [h, w]: [usize; 2], phases: &mut [f32]) {
-        let [sh, sw] = self.stride;
-        let [ph, pw] = self.padding;
-        for (index, phase) in phases.chunks_exact_mut(self.phase_len()).enumerate() {
-            let (a, b) = (index / sw, index % sw);
-            // Phase column q reads input column q·sw + b − pw; those in [0, w) are first..end.
-            let first = pw.saturating_sub(b).div_ceil(sw);
-            let end = (w + pw).saturating_sub(b).div_ceil(sw).min(self.width);
-            for (r, phase_row) in phase.chunks_exact_mut(self.width).enumerate() {
-                let y = (r * sh + a).checked_sub(ph).filter(|&y| y < h);
-                let (Some(y), true) = (y, first < end) else {
-                    phase_row.fill(0.0);
-                    continue;
-                };
-                phase_row[..first].fill(0.0);
-                phase_row[end..].fill(0.0);
-                let x_row = &x[y * w + first * sw + b - pw..(y + 1) * w];
-                let columns = &mut phase_row[first..end];
-                if sw == 1 {
-                    columns.copy_from_slice(&x_row[..columns.len()]);
-                } else {
-                    for (value, input) in columns.iter_mut().zip(x_row.iter().step_by(sw)) {
-                        *value = *input;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `wide[i] = Σ_t weight_t · phases[offset_t + i]`, summed in tap order in register blocks
-/// of [`BLOCK`] values, then of [`SHORT_BLOCK`] for the rest (fixed-size arrays, so the
-/// compiler keeps a block in vector registers across the taps). `wide` is a whole number of
-/// short blocks and `phases` ends in [`SHORT_BLOCK`] zeros, so no block is partial.
-#[inline(always)]
-fn correlate(phases: &[f32], taps: &[(usize, f32)], wide: &mut [f32]) {
-    let long = wide.len() / BLOCK * BLOCK;
-    let (head, rest) = wide.split_at_mut(long);
-    correlate_blocks::<BLOCK>(phases, taps, head, 0);
-    correlate_blocks::<SHORT_BLOCK>(phases, taps, rest, long);
-}
-
-/// [`correlate`] over `wide`, which starts at `start` in the wide rows, in blocks of `N`.
-#[inline(always)]
-fn correlate_blocks<const N: usize>(
-    phases: &[f32],
-    taps: &[(usize, f32)],
-    wide: &mut [f32],
-    start: usize,
-) {
-    for (index, out) in wide.chunks_exact_mut(N).enumerate() {
-        let start = start + index * N;
-        let mut acc = [0.0f32; N];
-        for &(offset, weight) in taps {
-            if let Some(src) = phases[offset + start..].first_chunk::<N>() {
-                for (a, s) in acc.iter_mut().zip(src) {
-                    *a += weight * s;
-                }
-            }
-        }
-        out.copy_from_slice(&acc);
     }
 }
 
@@ -352,7 +284,7 @@ pub(crate) fn depthwise_step<B: Backend>(
 
 #[cfg(test)]
 mod tests {
-    use super::DepthwiseStep;
+    use super::{DepthwiseStep, Method, Spatial};
 
     /// A deterministic pseudo-random value in [-1, 1).
     fn value(i: usize) -> f32 {
@@ -377,7 +309,13 @@ mod tests {
     ) -> (Vec<f32>, Vec<f32>) {
         let c = step.channels;
         let [oh, ow] = step.output_size([h, w]).unwrap();
-        let [kh, kw] = step.kernel;
+        let [kh, kw] = step.spatial.kernel;
+        let Spatial {
+            stride,
+            dilation,
+            padding,
+            ..
+        } = step.spatial;
         let span = step.span();
         let slot = |n: usize, i: usize, ch: usize| ((n * (span - 1) + i) * c + ch) * oh * ow;
         let mut output = vec![0.0; rows * c * oh * ow];
@@ -392,10 +330,10 @@ mod tests {
                                 let tap = position / step.temporal_dilation;
                                 for ky in 0..kh {
                                     for kx in 0..kw {
-                                        let y = (oy * step.stride[0] + ky * step.dilation[0])
-                                            .checked_sub(step.padding[0]);
-                                        let x = (ox * step.stride[1] + kx * step.dilation[1])
-                                            .checked_sub(step.padding[1]);
+                                        let y = (oy * stride[0] + ky * dilation[0])
+                                            .checked_sub(padding[0]);
+                                        let x = (ox * stride[1] + kx * dilation[1])
+                                            .checked_sub(padding[1]);
                                         if let (Some(y), Some(x)) = (y, x) {
                                             if y < h && x < w {
                                                 z += kernel[((tap * c + ch) * kh + ky) * kw + kx]
@@ -429,28 +367,45 @@ mod tests {
         let c = step.channels;
         let [oh, ow] = step.output_size(input).unwrap();
         let frame = values(rows * c * input[0] * input[1], 1);
-        let kernel = values(step.taps * c * step.kernel[0] * step.kernel[1], 2);
+        let kernel = values(
+            step.taps * c * step.spatial.kernel[0] * step.spatial.kernel[1],
+            2,
+        );
         let bias = with_bias.then(|| values(c, 3));
-        let mut sums = values(rows * (step.span() - 1) * c * oh * ow, 4);
+        let sums = values(rows * (step.span() - 1) * c * oh * ow, 4);
         let (expected_output, expected_sums) =
             naive(&step, rows, input, &frame, &kernel, bias.as_deref(), &sums);
-        let mut output = vec![f32::NAN; rows * c * oh * ow];
-        step.run(
-            &frame,
-            input,
-            &kernel,
-            bias.as_deref(),
-            &mut sums,
-            &mut output,
-        );
-        for (name, got, want) in [
-            ("output", &output, &expected_output),
-            ("sums", &sums, &expected_sums),
-        ] {
-            for (i, (g, e)) in got.iter().zip(want.iter()).enumerate() {
-                assert!((g - e).abs() <= 1e-5, "{step:?} {name}[{i}]: {g} != {e}");
+        let mut results = Vec::new();
+        for method in [Method::Planar, Method::ChannelsLast] {
+            let mut method_sums = sums.clone();
+            let mut output = vec![f32::NAN; rows * c * oh * ow];
+            step.run_with(
+                method,
+                &frame,
+                input,
+                &kernel,
+                bias.as_deref(),
+                &mut method_sums,
+                &mut output,
+            );
+            for (name, got, want) in [
+                ("output", &output, &expected_output),
+                ("sums", &method_sums, &expected_sums),
+            ] {
+                for (i, (g, e)) in got.iter().zip(want.iter()).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-5,
+                        "{method:?} {step:?} {name}[{i}]: {g} != {e}"
+                    );
+                }
             }
+            results.push((output, method_sums));
         }
+        // Both methods sum in the same order: their results are identical, not only close.
+        assert!(
+            results.windows(2).all(|pair| pair[0] == pair[1]),
+            "{step:?}: the methods differ"
+        );
     }
 
     #[test]
@@ -468,18 +423,23 @@ mod tests {
             (3, 1, [2, 5], [3, 1], [0, 2], [1, 1], [10, 11]),
             (2, 1, [3, 3], [1, 2], [1, 1], [1, 1], [4, 70]),
         ];
-        for (taps, temporal_dilation, kernel, stride, padding, dilation, input) in cases {
-            let step = DepthwiseStep {
-                channels: 3,
-                taps,
-                temporal_dilation,
-                kernel,
-                stride,
-                padding,
-                dilation,
-            };
-            check(step, 2, input, true);
-            check(step, 1, input, false);
+        // Channels fewer than a register block of the channels-last method, and more.
+        for channels in [3, 18] {
+            for (taps, temporal_dilation, kernel, stride, padding, dilation, input) in cases {
+                let step = DepthwiseStep {
+                    channels,
+                    taps,
+                    temporal_dilation,
+                    spatial: Spatial {
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                    },
+                };
+                check(step, 2, input, true);
+                check(step, 1, input, false);
+            }
         }
     }
 }

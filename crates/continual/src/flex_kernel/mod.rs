@@ -9,7 +9,9 @@
 //! results do not depend on the CPU it runs on.
 
 mod activation;
+mod conv2d;
 mod depthwise_step;
+mod phases;
 
 use std::any::{Any, TypeId};
 
@@ -18,7 +20,9 @@ use burn::tensor::TensorPrimitive;
 use burn_flex::FlexTensor;
 
 pub(crate) use activation::{logistic, Logistic};
+pub(crate) use conv2d::conv2d;
 pub(crate) use depthwise_step::{depthwise_step, DepthwiseStep};
+pub(crate) use phases::Spatial;
 
 /// Whether `B`'s float tensors are flex tensors.
 pub(crate) fn is_flex<B: Backend>() -> bool {
