@@ -403,6 +403,14 @@ impl<B: Backend> CoConv<B> {
         self.bias.as_ref().map(|b| per_channel(b.val(), rows))
     }
 
+    /// Counts one more step in `state` and says whether this step emits an output (the
+    /// same for every row).
+    fn advance_step(&self, state: &mut State<B>) -> bool {
+        let emit = state.row_decision(|s| self.timing().emits_at(s));
+        state.advance();
+        emit
+    }
+
     /// Advances the partial sums by one frame whose stacked tap products are `z` (`None`: a
     /// zero frame, as in the end padding) and returns the completed output if it is emitted.
     fn advance(&self, z: Option<Tensor<B, 6>>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
@@ -422,9 +430,7 @@ impl<B: Backend> CoConv<B> {
         } else {
             newest
         });
-        let emit = state.row_decision(|s| self.timing().emits_at(s));
-        state.advance();
-        emit.then(|| {
+        self.advance_step(state).then(|| {
             let out = output.reshape([rows, g * c_g, h, w]);
             match self.bias_frame(rows) {
                 Some(bias) => out + bias,
@@ -462,9 +468,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
         if self.is_stateless() {
-            let emit = state.row_decision(|s| self.timing().emits_at(s));
-            state.advance();
-            return emit.then(|| {
+            return self.advance_step(state).then(|| {
                 self.spatial_conv(frame, self.kernel.val(), self.bias.as_ref().map(Param::val))
             });
         }
@@ -477,9 +481,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
                 &mut state.buffers[0],
             );
             if let Some(output) = fused {
-                let emit = state.row_decision(|s| self.timing().emits_at(s));
-                state.advance();
-                return emit.then_some(output);
+                return self.advance_step(state).then_some(output);
             }
         }
         let span = self.span();
