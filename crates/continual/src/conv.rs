@@ -145,6 +145,7 @@ impl CoConvConfig {
             dilation: self.dilation,
             groups: self.groups,
             spatial_dims: self.spatial_dims,
+            folded: None,
         })
     }
 }
@@ -236,9 +237,68 @@ pub struct CoConv<B: Backend> {
     groups: usize,
     #[module(skip)]
     spatial_dims: usize,
+    /// A following BatchNorm folded into the weights a step uses ([`CoConv::fold_affine`]).
+    folded: Option<FoldedAffine<B>>,
+}
+
+/// The step weights of a [`CoConv`] with a per-channel affine map folded in (constants:
+/// they follow the module to other devices but are not trained).
+#[derive(Module, Debug)]
+struct FoldedAffine<B: Backend> {
+    /// The step kernel, each output channel's rows times its scale.
+    kernel: Tensor<B, 4>,
+    /// `bias · scale + shift` (`shift` without a bias). `[channels_out]`.
+    bias: Tensor<B, 1>,
 }
 
 impl<B: Backend> CoConv<B> {
+    /// Folds a per-channel affine map `y = x · scale + shift` that follows this conv (an
+    /// inference BatchNorm, see [`crate::Sequential::fold_batch_norms`]) into the kernel and
+    /// bias that [`CoModule::forward_step`] and [`CoModule::flush`] use. The offline
+    /// [`CoModule::forward`], the parameters and the saved weights stay the conv's own;
+    /// loading weights drops the folded copy, and training does not update it: fold again
+    /// after changing the parameters.
+    ///
+    /// # Shapes
+    /// - scale, shift: `[channels_out]`
+    pub(crate) fn fold_affine(&mut self, scale: Tensor<B, 1>, shift: Tensor<B, 1>) {
+        let [rows, ..] = self.kernel.dims();
+        let c_out = self.out_channels();
+        let row_scale = match self.layout {
+            KernelLayout::TapMajor => Tensor::cat(vec![scale.clone(); self.taps], 0),
+            KernelLayout::Grouped => {
+                let (g, c_g) = (self.groups, c_out / self.groups);
+                scale
+                    .clone()
+                    .reshape([g, 1, c_g])
+                    .expand([g, self.taps, c_g])
+                    .reshape([rows])
+            }
+        };
+        let kernel = self.kernel.val() * row_scale.reshape([rows, 1, 1, 1]);
+        let bias = match &self.bias {
+            Some(bias) => bias.val() * scale + shift,
+            None => shift,
+        };
+        self.folded = Some(FoldedAffine { kernel, bias });
+    }
+
+    /// The kernel a step multiplies with: the step kernel, or its folded copy.
+    fn step_kernel(&self) -> Tensor<B, 4> {
+        match &self.folded {
+            Some(folded) => folded.kernel.clone(),
+            None => self.kernel.val(),
+        }
+    }
+
+    /// The bias a step adds: the bias, or its folded copy.
+    fn step_bias(&self) -> Option<Tensor<B, 1>> {
+        match &self.folded {
+            Some(folded) => Some(folded.bias.clone()),
+            None => self.bias.as_ref().map(Param::val),
+        }
+    }
+
     /// The offline kernel, PyTorch's layout.
     ///
     /// # Shapes
@@ -258,7 +318,8 @@ impl<B: Backend> CoConv<B> {
         self.span() == 1
     }
 
-    fn out_channels(&self) -> usize {
+    /// Output channels.
+    pub(crate) fn out_channels(&self) -> usize {
         self.kernel.dims()[0] / self.taps
     }
 
@@ -294,7 +355,7 @@ impl<B: Backend> CoConv<B> {
         let (z, groups) = match self.layout {
             KernelLayout::TapMajor => (self.depthwise_taps(frame), 1),
             KernelLayout::Grouped => (
-                self.spatial_conv(frame, self.kernel.val(), None),
+                self.spatial_conv(frame, self.step_kernel(), None),
                 self.groups,
             ),
         };
@@ -337,7 +398,7 @@ impl<B: Backend> CoConv<B> {
             [self.dilation[1], self.dilation[2]],
             channels,
         );
-        conv2d(repeated, self.kernel.val(), None, options)
+        conv2d(repeated, self.step_kernel(), None, options)
     }
 
     /// The sizes of this depthwise conv's step for the fused CPU kernel.
@@ -400,7 +461,7 @@ impl<B: Backend> CoConv<B> {
 
     /// The bias as an operand for `rows` output frames.
     fn bias_frame(&self, rows: usize) -> Option<Tensor<B, 4>> {
-        self.bias.as_ref().map(|b| per_channel(b.val(), rows))
+        self.step_bias().map(|b| per_channel(b, rows))
     }
 
     /// Counts one more step in `state` and says whether this step emits an output (the
@@ -468,16 +529,16 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
         if self.is_stateless() {
-            return self.advance_step(state).then(|| {
-                self.spatial_conv(frame, self.kernel.val(), self.bias.as_ref().map(Param::val))
-            });
+            return self
+                .advance_step(state)
+                .then(|| self.spatial_conv(frame, self.step_kernel(), self.step_bias()));
         }
         if self.layout == KernelLayout::TapMajor && !state.is_first_step() {
             let fused = flex_kernel::depthwise_step(
                 &self.depthwise_step(),
                 frame.clone(),
-                self.kernel.val(),
-                self.bias.as_ref().map(Param::val),
+                self.step_kernel(),
+                self.step_bias(),
                 &mut state.buffers[0],
             );
             if let Some(output) = fused {
@@ -522,6 +583,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
     }
 
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        self.folded = None;
         let device = self.kernel.device();
         let [rows, c_in_g, kh, kw] = self.kernel.dims();
         let shape = [rows / self.taps, c_in_g, self.taps, kh, kw];

@@ -182,6 +182,21 @@ impl<B: Backend> CoModule<B> for CoLayer<B> {
     }
 }
 
+impl<B: Backend> CoLayer<B> {
+    /// [`Sequential::fold_batch_norms`] for the containers in this layer (a no-op for
+    /// other layers).
+    pub fn fold_batch_norms(&mut self) {
+        match self {
+            CoLayer::Sequential(sequential) => sequential.fold_batch_norms(),
+            CoLayer::BroadcastReduce(broadcast) => broadcast
+                .branches
+                .iter_mut()
+                .for_each(CoLayer::fold_batch_norms),
+            _ => {}
+        }
+    }
+}
+
 macro_rules! impl_from {
     ($($variant:ident($ty:ident)),*) => {
         $(impl<B: Backend> From<$ty<B>> for CoLayer<B> {

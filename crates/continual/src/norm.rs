@@ -37,6 +37,7 @@ impl BatchNormConfig {
             running_var: RunningState::new(folded_variance(self.channels, self.epsilon, device)),
             epsilon: self.epsilon,
             affine: self.affine,
+            folded_into_conv: false,
         }
     }
 }
@@ -70,6 +71,10 @@ pub struct BatchNorm<B: Backend> {
     epsilon: f64,
     #[module(skip)]
     affine: bool,
+    /// Whether the preceding conv's step applies this normalisation
+    /// ([`crate::Sequential::fold_batch_norms`]): a step passes frames through unchanged.
+    #[module(skip)]
+    folded_into_conv: bool,
 }
 
 /// Torch's default momentum of the running statistics.
@@ -81,6 +86,25 @@ fn folded_variance<B: Backend>(channels: usize, epsilon: f64, device: &B::Device
 }
 
 impl<B: Backend> BatchNorm<B> {
+    /// The normalisation as `(scale, shift)`, `y = x · scale + shift` per channel, for a
+    /// conv before it to fold in; marks it folded, so that steps no longer apply it. `None`
+    /// (and nothing marked) if it is already folded.
+    ///
+    /// # Shapes
+    /// - scale, shift: `[channels]`
+    pub(crate) fn take_for_folding(&mut self) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {
+        if self.folded_into_conv {
+            return None;
+        }
+        self.folded_into_conv = true;
+        Some((self.scale.val(), self.shift.val()))
+    }
+
+    /// Channels normalised.
+    pub(crate) fn channels(&self) -> usize {
+        self.scale.dims()[0]
+    }
+
     /// Training mode: normalises the clip with its own statistics and updates the running ones.
     fn train_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
         let [b, c, t, h, w] = clip.dims();
@@ -107,6 +131,9 @@ impl<B: Backend> FrameOp<B> for BatchNorm<B> {
     }
 
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.folded_into_conv {
+            return frames;
+        }
         let rows = frames.dims()[0];
         frames * per_channel(self.scale.val(), rows) + per_channel(self.shift.val(), rows)
     }
@@ -120,6 +147,7 @@ impl<B: Backend> FrameOp<B> for BatchNorm<B> {
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
+        self.folded_into_conv = false;
         let c = self.scale.dims()[0];
         let key = |name: &str| join_key(prefix, name);
         let (gamma, beta) = if self.affine {

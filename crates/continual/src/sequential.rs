@@ -36,6 +36,33 @@ impl<B: Backend> Sequential<B> {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// Prepares the network for streaming inference: every BatchNorm that directly follows a
+    /// conv of as many output channels, here or in any nested container, is folded into the
+    /// weights the conv steps with, and steps skip it (one pass over each frame fewer per
+    /// pair; X3D has one after nearly every conv). Values change only by rounding.
+    ///
+    /// Only steps ([`CoModule::forward_step`], [`CoModule::flush`]) use the folded weights:
+    /// the offline [`CoModule::forward`], the parameters and the saved weights are unchanged.
+    /// Loading weights undoes the fold; fold again after it, and after training changes the
+    /// parameters.
+    pub fn fold_batch_norms(&mut self) {
+        for index in 0..self.layers.len() {
+            let (head, tail) = self.layers.split_at_mut(index + 1);
+            if let (Some(CoLayer::Conv(conv)), Some(CoLayer::BatchNorm(norm))) =
+                (head.last_mut(), tail.first_mut())
+            {
+                if conv.out_channels() == norm.channels() {
+                    if let Some((scale, shift)) = norm.take_for_folding() {
+                        conv.fold_affine(scale, shift);
+                    }
+                }
+            }
+            if let Some(layer) = head.last_mut() {
+                layer.fold_batch_norms();
+            }
+        }
+    }
 }
 
 container_module!(Sequential, layers);

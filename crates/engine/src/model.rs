@@ -94,14 +94,17 @@ impl<B: Backend> LoadedModel<B> {
         }
     }
 
-    /// `network` served as `config` says, taking `input` and answering with `labels`.
+    /// `network` served as `config` says, taking `input` and answering with `labels`; its
+    /// BatchNorms are folded into the convs before them for streaming
+    /// ([`Sequential::fold_batch_norms`]: the engine only steps).
     fn describe(
         config: &ModelConfig,
-        network: Sequential<B>,
+        mut network: Sequential<B>,
         input: InputSpec,
         frame_stride: usize,
         labels: Labels,
     ) -> Self {
+        network.fold_batch_norms();
         let info = ModelInfo {
             name: config.name.clone(),
             family: config.family,

@@ -16,7 +16,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 fn bench_network<B: Backend>(c: &mut Criterion, name: &str, backend: &str, config: &X3dConfig) {
     let device: Device<B> = Default::default();
     B::seed(&device, 1);
-    let network: Sequential<B> = config.build(&device).unwrap();
+    let mut network: Sequential<B> = config.build(&device).unwrap();
+    // As the engine serves it: BatchNorms folded into the steps' convs.
+    network.fold_batch_norms();
     let size = config.image_size;
     let frame = Tensor::<B, 4>::random([1, 3, size, size], Distribution::Default, &device);
     let mut state = network.init_state(1, TemporalFill::Zeros, &device);
@@ -52,7 +54,9 @@ fn bench_network<B: Backend>(c: &mut Criterion, name: &str, backend: &str, confi
 fn bench_batches<B: Backend>(c: &mut Criterion, backend: &str, batches: &[usize]) {
     let device: Device<B> = Default::default();
     let config = X3dConfig::variant(X3dVariant::S);
-    let network: Sequential<B> = config.build(&device).unwrap();
+    let mut network: Sequential<B> = config.build(&device).unwrap();
+    // As the engine serves it: BatchNorms folded into the steps' convs.
+    network.fold_batch_norms();
     let size = config.image_size;
     let mut group = c.benchmark_group(format!("cox3d_s_batch_step/{backend}"));
     for &rows in batches {

@@ -1,14 +1,16 @@
 //! Property tests of the CoX3D network over random small configurations:
 //!
-//! - without squeeze-excitation, `forward_steps(pad_end)` equals the offline `forward`;
+//! - without squeeze-excitation, `forward_steps(pad_end)` equals the offline `forward`,
+//!   with the BatchNorms (random ones) folded into the convs' steps or not;
 //! - with or without it, a batch of N streams stepped together equals the N streams
 //!   stepped alone (zero or replicate fill).
 #![allow(clippy::unwrap_used)]
 
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use costream_backend::TestBackend;
-use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
+use costream_continual::{clip_frames, stack_frames, CoLayer, CoModule, Sequential, TemporalFill};
 use costream_models::x3d::{ShortcutNorm, X3dConfig};
 use costream_testkit::{assert_close, proptest_cases};
 use proptest::prelude::*;
@@ -54,6 +56,28 @@ fn shortcut_norm() -> impl Strategy<Value = ShortcutNorm> {
     prop_oneof![Just(ShortcutNorm::Always), Just(ShortcutNorm::WhenWidening)]
 }
 
+/// Gives every BatchNorm in `layers` a random scale and shift (they start as the identity).
+fn randomise_batch_norms(layers: &mut [CoLayer<B>], device: &Device<B>) {
+    for layer in layers {
+        match layer {
+            CoLayer::BatchNorm(norm) => {
+                let c = norm.scale.dims()[0];
+                let uniform =
+                    |low, high| Tensor::random([c], Distribution::Uniform(low, high), device);
+                norm.scale = Param::from_tensor(uniform(0.5, 1.5));
+                norm.shift = Param::from_tensor(uniform(-0.5, 0.5));
+            }
+            CoLayer::Sequential(sequential) => {
+                randomise_batch_norms(&mut sequential.layers, device)
+            }
+            CoLayer::BroadcastReduce(broadcast) => {
+                randomise_batch_norms(&mut broadcast.branches, device)
+            }
+            _ => {}
+        }
+    }
+}
+
 /// 16 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
@@ -76,9 +100,15 @@ proptest! {
         extra in 0usize..=4,
         rows in 1usize..=2,
         norm in shortcut_norm(),
+        fold in any::<bool>(),
     ) {
         let device = Default::default();
-        let network = config(width, stages, image, window, 0.0, norm).build::<B>(&device).unwrap();
+        let mut network: Sequential<B> =
+            config(width, stages, image, window, 0.0, norm).build(&device).unwrap();
+        randomise_batch_norms(&mut network.layers, &device);
+        if fold {
+            network.fold_batch_norms();
+        }
         let clip = Tensor::<B, 5>::random(
             [rows, 3, window + extra, image, image],
             Distribution::Normal(0.0, 1.0),
