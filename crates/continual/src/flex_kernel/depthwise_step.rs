@@ -83,45 +83,25 @@ impl DepthwiseStep {
         sums: &mut [f32],
         output: &mut [f32],
     ) {
-        let Some([oh, ow]) = self.output_size(input) else {
+        let Some(output_size) = self.output_size(input) else {
             return;
         };
-        let method = if oh * ow <= CHANNELS_LAST_MAX_PLANE {
+        let method = if output_size[0] * output_size[1] <= CHANNELS_LAST_MAX_PLANE {
             Method::ChannelsLast
         } else {
             Method::Planar
         };
-        self.run_with(method, frame, input, kernel, bias, sums, output);
-    }
-
-    /// [`DepthwiseStep::run`] by the given method.
-    #[allow(clippy::too_many_arguments)]
-    fn run_with(
-        &self,
-        method: Method,
-        frame: &[f32],
-        input: [usize; 2],
-        kernel: &[f32],
-        bias: Option<&[f32]>,
-        sums: &mut [f32],
-        output: &mut [f32],
-    ) {
-        let Some(output_size) = self.output_size(input) else {
-            return;
+        let buffers = StepBuffers {
+            step: self,
+            frame,
+            input,
+            output_size,
+            kernel,
+            bias,
+            sums,
+            output,
         };
-        pulp::Arch::new().dispatch(Dispatched {
-            method,
-            buffers: StepBuffers {
-                step: self,
-                frame,
-                input,
-                output_size,
-                kernel,
-                bias,
-                sums,
-                output,
-            },
-        });
+        buffers.run(method);
     }
 }
 
@@ -140,6 +120,14 @@ struct StepBuffers<'a> {
 }
 
 impl StepBuffers<'_> {
+    /// Runs the step by `method`, dispatched to the CPU's best vector instructions.
+    fn run(self, method: Method) {
+        pulp::Arch::new().dispatch(Dispatched {
+            method,
+            buffers: self,
+        });
+    }
+
     /// Batch rows in the step.
     fn rows(&self) -> usize {
         let [oh, ow] = self.output_size;
@@ -284,7 +272,7 @@ pub(crate) fn depthwise_step<B: Backend>(
 
 #[cfg(test)]
 mod tests {
-    use super::{DepthwiseStep, Method, Spatial};
+    use super::{DepthwiseStep, Method, Spatial, StepBuffers};
 
     /// A deterministic pseudo-random value in [-1, 1).
     fn value(i: usize) -> f32 {
@@ -379,15 +367,17 @@ mod tests {
         for method in [Method::Planar, Method::ChannelsLast] {
             let mut method_sums = sums.clone();
             let mut output = vec![f32::NAN; rows * c * oh * ow];
-            step.run_with(
-                method,
-                &frame,
+            let buffers = StepBuffers {
+                step: &step,
+                frame: &frame,
                 input,
-                &kernel,
-                bias.as_deref(),
-                &mut method_sums,
-                &mut output,
-            );
+                output_size: [oh, ow],
+                kernel: &kernel,
+                bias: bias.as_deref(),
+                sums: &mut method_sums,
+                output: &mut output,
+            };
+            buffers.run(method);
             for (name, got, want) in [
                 ("output", &output, &expected_output),
                 ("sums", &method_sums, &expected_sums),
