@@ -333,15 +333,6 @@ impl<B: Backend> CoConv<B> {
         }
     }
 
-    fn spatial_options(&self) -> ConvOptions<2> {
-        ConvOptions::new(
-            [self.stride[1], self.stride[2]],
-            [self.padding[1], self.padding[2]],
-            [self.dilation[1], self.dilation[2]],
-            self.groups,
-        )
-    }
-
     /// The products of one frame with every tap, newest first, in the partial-sum layout;
     /// with temporal dilation the taps between the kernel's are zero.
     ///
@@ -392,12 +383,8 @@ impl<B: Backend> CoConv<B> {
     fn depthwise_taps(&self, frame: Tensor<B, 4>) -> Tensor<B, 4> {
         let channels = self.kernel.dims()[0];
         let repeated = Tensor::cat(vec![frame; self.taps], 1);
-        let options = ConvOptions::new(
-            [self.stride[1], self.stride[2]],
-            [self.padding[1], self.padding[2]],
-            [self.dilation[1], self.dilation[2]],
-            channels,
-        );
+        let [_, _, kh, kw] = self.kernel.dims();
+        let options = self.spatial([kh, kw]).conv_options(channels);
         conv2d(repeated, self.step_kernel(), None, options)
     }
 
@@ -444,7 +431,8 @@ impl<B: Backend> CoConv<B> {
         if !pointwise {
             let spatial = self.spatial([kh, kw]);
             let phases = flex_kernel::conv2d(&frame, &kernel, bias.as_ref(), spatial, self.groups);
-            return phases.unwrap_or_else(|| conv2d(frame, kernel, bias, self.spatial_options()));
+            return phases
+                .unwrap_or_else(|| conv2d(frame, kernel, bias, spatial.conv_options(self.groups)));
         }
         let [n, _, h, w] = frame.dims();
         let g = self.groups;

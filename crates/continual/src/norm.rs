@@ -86,18 +86,14 @@ fn folded_variance<B: Backend>(channels: usize, epsilon: f64, device: &B::Device
 }
 
 impl<B: Backend> BatchNorm<B> {
-    /// The normalisation as `(scale, shift)`, `y = x · scale + shift` per channel, for a
-    /// conv before it to fold in; marks it folded, so that steps no longer apply it. `None`
-    /// (and nothing marked) if it is already folded.
+    /// The normalisation as `(scale, shift)`, `y = x · scale + shift` per channel, for the
+    /// conv before it to fold in; marks it folded, so that steps no longer apply it.
     ///
     /// # Shapes
     /// - scale, shift: `[channels]`
-    pub(crate) fn take_for_folding(&mut self) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {
-        if self.folded_into_conv {
-            return None;
-        }
+    pub(crate) fn take_for_folding(&mut self) -> (Tensor<B, 1>, Tensor<B, 1>) {
         self.folded_into_conv = true;
-        Some((self.scale.val(), self.shift.val()))
+        (self.scale.val(), self.shift.val())
     }
 
     /// Channels normalised.

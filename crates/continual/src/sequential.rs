@@ -52,10 +52,11 @@ impl<B: Backend> Sequential<B> {
             if let (Some(CoLayer::Conv(conv)), Some(CoLayer::BatchNorm(norm))) =
                 (head.last_mut(), tail.first_mut())
             {
+                // The conv folds from its own parameters, so folding again replaces its
+                // folded copy rather than scaling it twice.
                 if conv.out_channels() == norm.channels() {
-                    if let Some((scale, shift)) = norm.take_for_folding() {
-                        conv.fold_affine(scale, shift);
-                    }
+                    let (scale, shift) = norm.take_for_folding();
+                    conv.fold_affine(scale, shift);
                 }
             }
             if let Some(layer) = head.last_mut() {

@@ -8,6 +8,8 @@
 //! shifted copies of the phases. [`correlate`] sums them in register blocks of [`BLOCK`]
 //! values, in tap order, so results are identical at every vector width.
 
+use burn::tensor::ops::ConvOptions;
+
 /// Values summed per register block by [`correlate`] (eight AVX2 or four AVX-512 registers).
 const BLOCK: usize = 64;
 
@@ -38,6 +40,11 @@ impl Spatial {
                 .map(|free| free / self.stride[d] + 1)
         };
         Some([size(0)?, size(1)?])
+    }
+
+    /// The same geometry as burn's options for a 2-D convolution with `groups` groups.
+    pub(crate) fn conv_options(&self, groups: usize) -> ConvOptions<2> {
+        ConvOptions::new(self.stride, self.padding, self.dilation, groups)
     }
 }
 
