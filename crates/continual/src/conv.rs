@@ -26,7 +26,7 @@ use crate::fill::TemporalFill;
 use crate::flex_kernel::{self, DepthwiseStep, Spatial};
 use crate::module::{stack_frames, CoModule};
 use crate::per_frame::{eager, per_channel};
-use crate::state::{contiguous, take_slots, State};
+use crate::state::{contiguous, reshape_adding_dims, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -351,7 +351,7 @@ impl<B: Backend> CoConv<B> {
             ),
         };
         let [_, _, h, w] = z.dims();
-        let z = z.reshape([rows, groups, self.taps, c_out / groups, h, w]);
+        let z = reshape_adding_dims(z, [rows, groups, self.taps, c_out / groups, h, w]);
         let dilation = self.dilation[0];
         if dilation == 1 {
             return z;

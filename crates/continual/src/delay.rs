@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
-use crate::state::{take_slots, State};
+use crate::state::{reshape_adding_dims, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::Weights;
 
@@ -103,7 +103,7 @@ impl<B: Backend> CoModule<B> for Delay<B> {
             return emit.then_some(frame);
         }
         let [rows, c, h, w] = frame.dims();
-        let frame = frame.reshape([rows, 1, 1, c, h, w]);
+        let frame = reshape_adding_dims(frame, [rows, 1, 1, c, h, w]);
         if state.is_first_step() {
             let zeros = Tensor::zeros([rows, 1, self.delay, c, h, w], &state.device);
             state.buffers[0] =

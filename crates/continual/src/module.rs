@@ -11,7 +11,7 @@ use burn::prelude::*;
 
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
-use crate::state::State;
+use crate::state::{reshape_adding_dims, State};
 use crate::timing::Timing;
 use crate::weights::Weights;
 
@@ -121,7 +121,17 @@ pub fn clip_frames<B: Backend>(clip: Tensor<B, 5>) -> impl Iterator<Item = Tenso
 /// # Shapes
 /// - each frame: `[B, C, H, W]`; output: `[B, C, T, H, W]`
 pub fn stack_frames<B: Backend>(frames: Vec<Tensor<B, 4>>) -> Option<Tensor<B, 5>> {
-    (!frames.is_empty()).then(|| Tensor::stack(frames, 2))
+    if frames.is_empty() {
+        return None;
+    }
+    let clips = frames
+        .into_iter()
+        .map(|frame| {
+            let [b, c, h, w] = frame.dims();
+            reshape_adding_dims(frame, [b, c, 1, h, w])
+        })
+        .collect();
+    Some(Tensor::cat(clips, 2))
 }
 
 /// Two optional clips one after the other in time.
@@ -147,5 +157,5 @@ pub fn map_frames<B: Backend>(
     let frames = clip.swap_dims(1, 2).reshape([b * t, c, h, w]);
     let out = f(frames);
     let [_, c2, h2, w2] = out.dims();
-    out.reshape([b, t, c2, h2, w2]).swap_dims(1, 2)
+    reshape_adding_dims(out, [b, t, c2, h2, w2]).swap_dims(1, 2)
 }

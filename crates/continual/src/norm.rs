@@ -8,7 +8,7 @@ use crate::error::WeightError;
 use crate::fill::TemporalFill;
 use crate::module::CoModule;
 use crate::per_frame::{frame_op_modules, per_channel, FrameOp};
-use crate::state::State;
+use crate::state::{reshape_adding_dims, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
 
@@ -339,7 +339,8 @@ impl<B: Backend> FrameOp<B> for GroupNorm<B> {
         let [n, c, h, w] = frames.dims();
         let grouped = frames.reshape([n, self.groups, c / self.groups * h * w]);
         let (var, mean) = grouped.clone().var_mean_bias(2);
-        let normed = ((grouped - mean) / (var + self.epsilon).sqrt()).reshape([n, c, h, w]);
+        let normed =
+            reshape_adding_dims((grouped - mean) / (var + self.epsilon).sqrt(), [n, c, h, w]);
         normed * per_channel(self.gamma.val(), n) + per_channel(self.beta.val(), n)
     }
 

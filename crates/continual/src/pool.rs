@@ -14,7 +14,7 @@ use burn::tensor::module::{avg_pool2d, max_pool2d};
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
 use crate::module::{map_frames, stack_frames, CoModule};
-use crate::state::{take_slots, State};
+use crate::state::{reshape_adding_dims, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::Weights;
 
@@ -194,7 +194,7 @@ impl<B: Backend> CoPool<B> {
         let history = state.buffers[0].take()?;
         let [rows, _, _, c, h, w] = history.dims();
         let newest = match pooled {
-            Some(p) => p.reshape([rows, 1, 1, c, h, w]),
+            Some(p) => reshape_adding_dims(p, [rows, 1, 1, c, h, w]),
             None => Tensor::full([rows, 1, 1, c, h, w], self.pad_value(), &state.device),
         };
         let window = Tensor::cat(vec![history, newest], 2);
@@ -276,12 +276,8 @@ impl<B: Backend> CoModule<B> for CoPool<B> {
             let [rows, c, h, w] = pooled.dims();
             let slots = self.span() - 1;
             let padding = Tensor::full([rows, 1, slots, c, h, w], self.pad_value(), &state.device);
-            let replicate = || {
-                pooled
-                    .clone()
-                    .reshape([rows, 1, 1, c, h, w])
-                    .repeat_dim(2, slots)
-            };
+            let replicate =
+                || reshape_adding_dims(pooled.clone(), [rows, 1, 1, c, h, w]).repeat_dim(2, slots);
             state.buffers[0] = Some(state.filled(padding, replicate));
         }
         self.push(Some(pooled), state)

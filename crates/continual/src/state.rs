@@ -362,11 +362,38 @@ pub(crate) fn take_slots<B: Backend>(
 /// strides from before a `permute`/`swap_dims` (e.g. `[1, 2, 1, 16]` permuted to
 /// `[2, 16, 1, 1]`) gets wrong strides when `reshape` splits or adds dims (seen on wgpu:
 /// values from the wrong elements). Every permuted tensor that is reshaped afterwards goes
-/// through here first. On the CPU backends this is one small copy.
+/// through here first (the mechanism: [`reshape_adding_dims`]). On the CPU backends this is
+/// one small copy.
 pub(crate) fn contiguous<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
     let rows: Vec<usize> = (0..tensor.dims()[0]).collect();
     let device = tensor.device();
     tensor.select(0, index_tensor::<B>(&rows, &device))
+}
+
+/// `tensor.reshape(shape)` for a reshape that adds dimensions, correct on every backend.
+///
+/// burn 0.21's cubecl backends (wgpu, CUDA) reshape a tensor that is not laid out row-major
+/// by rewriting its strides (burn-std's `split_strides`). That rewrite takes the stride of a
+/// unit dim that follows a larger dim as the base of the dims before it, so a view such as a
+/// convolution's `[N, C, 1, 1]` output (channels-last underneath) reshaped to
+/// `[N, C, 1, 1, 1]` reads the wrong elements: the step outputs of a batch of 1×1 frames were
+/// right and their [`crate::stack_frames`] wrong. A tensor with such a unit dim is copied into
+/// a fresh row-major layout first; on flex (its own reshape) nothing is copied.
+///
+/// # Shapes
+/// - tensor: any `[d_0, …]` with `D1 <= D2`; output: `shape`, of the same element count
+pub(crate) fn reshape_adding_dims<B: Backend, const D1: usize, const D2: usize>(
+    tensor: Tensor<B, D1>,
+    shape: [usize; D2],
+) -> Tensor<B, D2> {
+    debug_assert!(D1 <= D2, "reshape_adding_dims takes {D1} dims to {D2}");
+    let dims = tensor.dims();
+    let unit_after_larger = dims.iter().skip_while(|&&d| d == 1).any(|&d| d == 1);
+    if unit_after_larger && !crate::flex_kernel::is_flex::<B>() {
+        contiguous(tensor).reshape(shape)
+    } else {
+        tensor.reshape(shape)
+    }
 }
 
 /// An index tensor on `device`.

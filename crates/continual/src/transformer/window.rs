@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::state::index_tensor;
+use crate::state::{index_tensor, reshape_adding_dims};
 
 /// The window after one step: the oldest token dropped, `newest` appended.
 ///
@@ -53,5 +53,5 @@ pub(crate) fn from_buffer<B: Backend>(buffer: Tensor<B, 6>) -> Tensor<B, 4> {
 /// - window: `[rows, groups, n, c]`; output `[rows, groups, n, c, 1, 1]`
 pub(crate) fn to_buffer<B: Backend>(window: Tensor<B, 4>) -> Tensor<B, 6> {
     let [rows, groups, n, c] = window.dims();
-    window.reshape([rows, groups, n, c, 1, 1])
+    reshape_adding_dims(window, [rows, groups, n, c, 1, 1])
 }
