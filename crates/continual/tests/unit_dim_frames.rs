@@ -40,6 +40,16 @@ fn one_pixel_frames(device: &Device<B>) -> Vec<Tensor<B, 4>> {
         .collect()
 }
 
+/// The outputs of `module` stepping `frames` as one batch of [`ROWS`] streams.
+fn step_frames<M: CoModule<B>>(module: &M, frames: &[Tensor<B, 4>]) -> Vec<Tensor<B, 4>> {
+    let device = Default::default();
+    let mut state = module.init_state(ROWS, TemporalFill::Zeros, &device);
+    frames
+        .iter()
+        .filter_map(|frame| module.forward_step(frame.clone(), &mut state))
+        .collect()
+}
+
 #[test]
 fn stacked_one_pixel_frames_are_the_frames() {
     let device = Default::default();
@@ -56,12 +66,7 @@ fn stacked_one_pixel_frames_are_the_frames() {
 fn delayed_one_pixel_frames_come_back_unchanged() {
     let device = Default::default();
     let frames = one_pixel_frames(&device);
-    let delay = Delay::<B>::new(2);
-    let mut state = delay.init_state(ROWS, TemporalFill::Zeros, &device);
-    let delayed: Vec<_> = frames
-        .iter()
-        .filter_map(|frame| delay.forward_step(frame.clone(), &mut state))
-        .collect();
+    let delayed = step_frames(&Delay::<B>::new(2), &frames);
     assert_eq!(delayed.len(), FRAMES - 2);
     for (t, out) in delayed.into_iter().enumerate() {
         assert_eq!(values(out), values(frames[t].clone()), "frame {t}");
@@ -76,11 +81,7 @@ fn pooled_one_pixel_frames_are_their_temporal_means() {
         .with_stride(Some([1, 1, 1]))
         .init::<B>()
         .unwrap();
-    let mut state = pool.init_state(ROWS, TemporalFill::Zeros, &device);
-    let pooled: Vec<_> = frames
-        .iter()
-        .filter_map(|frame| pool.forward_step(frame.clone(), &mut state))
-        .collect();
+    let pooled = step_frames(&pool, &frames);
     assert_eq!(pooled.len(), FRAMES - 1);
     for (t, out) in pooled.into_iter().enumerate() {
         let (a, b) = (values(frames[t].clone()), values(frames[t + 1].clone()));
