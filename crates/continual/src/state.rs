@@ -377,8 +377,9 @@ pub(crate) fn contiguous<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Te
 /// unit dim that follows a larger dim as the base of the dims before it, so a view such as a
 /// convolution's `[N, C, 1, 1]` output (channels-last underneath) reshaped to
 /// `[N, C, 1, 1, 1]` reads the wrong elements: the step outputs of a batch of 1×1 frames were
-/// right and their [`crate::stack_frames`] wrong. A tensor with such a unit dim is copied into
-/// a fresh row-major layout first; on flex (its own reshape) nothing is copied.
+/// right and their [`crate::stack_frames`] wrong. Flattening first avoids that path: burn
+/// flattens a row-major tensor for free and copies any other into a fresh layout (a correct
+/// copy), and a flat tensor reshapes for free. On flex (its own reshape) the reshape is direct.
 ///
 /// # Shapes
 /// - tensor: any `[d_0, …]` with `D1 <= D2`; output: `shape`, of the same element count
@@ -387,13 +388,11 @@ pub(crate) fn reshape_adding_dims<B: Backend, const D1: usize, const D2: usize>(
     shape: [usize; D2],
 ) -> Tensor<B, D2> {
     debug_assert!(D1 <= D2, "reshape_adding_dims takes {D1} dims to {D2}");
-    let dims = tensor.dims();
-    let unit_after_larger = dims.iter().skip_while(|&&d| d == 1).any(|&d| d == 1);
-    if unit_after_larger && !crate::flex_kernel::is_flex::<B>() {
-        contiguous(tensor).reshape(shape)
-    } else {
-        tensor.reshape(shape)
+    if crate::flex_kernel::is_flex::<B>() {
+        return tensor.reshape(shape);
     }
+    let count = tensor.shape().num_elements();
+    tensor.reshape([count]).reshape(shape)
 }
 
 /// An index tensor on `device`.
