@@ -25,9 +25,9 @@ log() {
 log gpu.txt nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 COSTREAM_GOLDEN_DIR="$PWD/golden" log tests.log ./test_golden
 COSTREAM_INTEROP_DIR="$PWD/interop" log tests.log ./test_interop
-for suite in state_errors per_frame batching; do
-    log tests.log ./"test_$suite" --test-threads 1
-done
+# The continual crate's integration tests are one binary (`suite`), filtered by module.
+log tests.log ./test_suite --test-threads 1 state_errors:: per_frame::
+log tests.log ./test_batching --test-threads 1
 # The engine: CoX3D-S streams stepped in batches on the GPU (DESIGN §5 figures).
 for wait_ms in 2 20; do
     log loadgen.log ./example_loadgen --variant s --device cuda:0 --streams 1,8,32,128,256 \
@@ -38,9 +38,8 @@ log loadgen.log ./example_loadgen --variant tiny --device cuda:0 --streams 1,8,6
 ./example_loadgen --device cuda:9 --streams 1 --frames 1 2>&1 | tail -1 | tee -a "$out/loadgen.log"
 criterion=(--bench --noplot --warm-up-time 1 --measurement-time 3)
 COSTREAM_BENCH_CUDA=1 log bench_x3d.log ./bench_x3d "${criterion[@]}" cuda
-for suite in properties x3d_properties; do
-    PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./"test_$suite" --test-threads 1
-done
+PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./test_suite --test-threads 1 properties::
+PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./test_x3d_properties --test-threads 1
 COSTREAM_BENCH_CUDA=1 log bench_core.log ./bench_core "${criterion[@]}" cuda
 echo "cuda-check exit $status"
 exit $status

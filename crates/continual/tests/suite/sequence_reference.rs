@@ -19,7 +19,7 @@ use costream_testkit::{check_close, values};
 
 type B = TestBackend;
 
-const DATA: &[u8] = include_bytes!("data/sequence_reference.safetensors");
+const DATA: &[u8] = include_bytes!("../data/sequence_reference.safetensors");
 
 fn weights(prefix: &str) -> Weights {
     Weights::from_safetensors(DATA, prefix).unwrap()

@@ -11,10 +11,6 @@ use costream_testkit::{max_abs_diff, values};
 
 type B = TestBackend;
 
-/// Held by the tests that draw from the backend's global RNG, so that another test's draws
-/// cannot fall between a seed and the draws it fixes (the tests of a file run in parallel).
-static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// A frame `[2, 4, 1, 3]` with varied values.
 fn frame(device: &Device<B>) -> (Vec<f32>, Tensor<B, 4>) {
     let v: Vec<f32> = (0..24)
@@ -127,11 +123,7 @@ fn linear_loads_pytorch_layout_and_maps_channels() {
     let (x, input) = frame(&device);
     let w: Vec<f32> = (0..20).map(|i| (i as f32 - 9.0) * 0.1).collect(); // [out 5, in 4]
     let bias: Vec<f32> = (0..5).map(|i| i as f32 * 0.5).collect();
-    let rng = GLOBAL_RNG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut m: CoLayer<B> = LinearConfig::new([4, 5]).init(&device).into();
-    drop(rng);
     let mut weights = Weights::new();
     weights.insert(
         "weight",
@@ -296,32 +288,4 @@ fn batch_norm_rejects_a_negative_variance() {
     );
     let err = load_checkpoint(&mut bn, w).unwrap_err();
     assert!(err.to_string().contains("running_var"), "{err}");
-}
-
-#[test]
-fn layers_built_after_the_same_seed_are_identical_whatever_runs_later() {
-    let _rng = GLOBAL_RNG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let device = Default::default();
-    let build = || {
-        B::seed(&device, 21);
-        let linear: CoLayer<B> = LinearConfig::new([4, 3]).init(&device).into();
-        let conv: CoLayer<B> = costream_continual::CoConvConfig::conv3d([4, 2], [3, 1, 1])
-            .init(&device)
-            .unwrap()
-            .into();
-        // Draws from the global RNG before either layer is first used.
-        let _ = Tensor::<B, 1>::random([64], burn::tensor::Distribution::Default, &device);
-        (linear, conv)
-    };
-    let (a, b) = (build(), build());
-    let (_, input) = frame(&device);
-    let clip = input.clone().unsqueeze_dim::<5>(2).repeat_dim(2, 3);
-    let outputs = |(linear, conv): &(CoLayer<B>, CoLayer<B>)| {
-        let mut out = values(linear.forward(clip.clone()));
-        out.extend(values(conv.forward(clip.clone())));
-        out
-    };
-    assert_eq!(outputs(&a), outputs(&b));
 }

@@ -15,7 +15,7 @@ use costream_testkit::{check_close, values};
 
 type B = TestBackend;
 
-const DATA: &[u8] = include_bytes!("data/skeleton_units.safetensors");
+const DATA: &[u8] = include_bytes!("../data/skeleton_units.safetensors");
 const V: usize = 7;
 
 fn weights(case: &str) -> Weights {
