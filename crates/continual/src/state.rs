@@ -235,20 +235,14 @@ impl<B: Backend> State<B> {
 
     fn put_rows_checked(&mut self, rows: &[usize], src: State<B>) {
         let batch = self.rows();
-        // Row r of the result comes from `self` (index r) or from `src` (index batch + k).
-        let mut gather: Vec<usize> = (0..batch).collect();
-        for (k, &row) in rows.iter().enumerate() {
-            gather[row] = batch + k;
-        }
-        let gather = index_tensor::<B>(&gather, &self.device);
+        let scatter = RowScatter::new(rows, batch, &self.device);
         for (mine, theirs) in self.buffers.iter_mut().zip(src.buffers) {
             *mine = match (mine.take(), theirs) {
-                (Some(a), Some(b)) => Some(Tensor::cat(vec![a, b], 0).select(0, gather.clone())),
+                (Some(a), Some(b)) => Some(scatter.apply(a, b)),
                 (None, Some(b)) => {
                     let mut dims = b.dims();
                     dims[0] = batch;
-                    let a = Tensor::zeros(dims, &self.device);
-                    Some(Tensor::cat(vec![a, b], 0).select(0, gather.clone()))
+                    Some(scatter.apply(Tensor::zeros(dims, &self.device), b))
                 }
                 // Rows of `src` have not started: their content is created at their first frame.
                 (a, None) => a,
@@ -393,6 +387,60 @@ pub(crate) fn reshape_adding_dims<B: Backend, const D1: usize, const D2: usize>(
     }
     let count = tensor.shape().num_elements();
     tensor.reshape([count]).reshape(shape)
+}
+
+/// Most runs of consecutive rows that [`State::put_rows`] writes one slice each; more runs
+/// are written by one gather over the whole batch.
+///
+/// A slice write costs a copy of the written rows and a kernel launch on the cubecl backends
+/// (in place: the batch buffer is not shared), and one copy of the batch on flex (its
+/// `slice_assign` always copies); the gather concatenates the batch and the rows and selects,
+/// two copies of the batch, in two launches. One or two runs (a stream alone, or the
+/// consecutive chunks a maximum batch size cuts) are cheaper as slices on every backend.
+const MAX_SLICE_RUNS: usize = 2;
+
+/// How [`State::put_rows`] writes the rows of a part into the batch's buffers.
+enum RowScatter<B: Backend> {
+    /// `(first batch row, first part row, rows)` runs, each written as one slice.
+    Slices(Vec<(usize, usize, usize)>),
+    /// Row `r` of the result is row `gather[r]` of the batch followed by the part.
+    Gather(Tensor<B, 1, Int>),
+}
+
+impl<B: Backend> RowScatter<B> {
+    /// The writes that put part row `k` at batch row `rows[k]`, for a batch of `batch` rows.
+    fn new(rows: &[usize], batch: usize, device: &B::Device) -> Self {
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (k, &row) in rows.iter().enumerate() {
+            match runs.last_mut() {
+                Some((to, _, len)) if *to + *len == row => *len += 1,
+                _ => runs.push((row, k, 1)),
+            }
+        }
+        if runs.len() <= MAX_SLICE_RUNS {
+            return RowScatter::Slices(runs);
+        }
+        let mut gather: Vec<usize> = (0..batch).collect();
+        for (k, &row) in rows.iter().enumerate() {
+            gather[row] = batch + k;
+        }
+        RowScatter::Gather(index_tensor::<B>(&gather, device))
+    }
+
+    /// `batch` with the rows of `part` written where [`RowScatter::new`] placed them.
+    ///
+    /// # Shapes
+    /// - batch: `[rows, g, s, c, h, w]`; part: `[k, g, s, c, h, w]`; output: as `batch`
+    fn apply(&self, batch: Tensor<B, 6>, part: Tensor<B, 6>) -> Tensor<B, 6> {
+        match self {
+            RowScatter::Slices(runs) => runs.iter().fold(batch, |batch, &(to, from, len)| {
+                batch.slice_assign(to..to + len, part.clone().narrow(0, from, len))
+            }),
+            RowScatter::Gather(gather) => {
+                Tensor::cat(vec![batch, part], 0).select(0, gather.clone())
+            }
+        }
+    }
 }
 
 /// An index tensor on `device`.

@@ -5,8 +5,8 @@
 use burn::prelude::*;
 use costream_backend::TestBackend;
 use costream_continual::{
-    clip_frames, load_checkpoint, CoConvConfig, CoLayer, CoModule, CoPoolConfig, Sequential,
-    StateError, TemporalFill, WeightError, WeightTensor, Weights,
+    clip_frames, load_checkpoint, stack_frames, CoConvConfig, CoLayer, CoModule, CoPoolConfig,
+    Sequential, State, StateError, TemporalFill, WeightError, WeightTensor, Weights,
 };
 use costream_testkit::{assert_close, values};
 
@@ -122,6 +122,63 @@ fn put_rows_rejects_mismatches() {
         state.take_rows(&[5]),
         Err(StateError::Row { row: 5, batch: 3 })
     ));
+}
+
+/// Rows stepped apart in any order, then put back, continue as if the batch had stepped
+/// whole: one run of consecutive rows, two runs, and scattered rows (written by a gather).
+#[test]
+fn rows_put_back_in_any_pattern_continue_as_the_whole_batch() {
+    let device = Default::default();
+    let m = net(&device);
+    let rows = 5;
+    let clip = frames(9, rows, &device);
+    let mut whole = m.init_state(rows, TemporalFill::Zeros, &device);
+    let step_all = |frames: &[Tensor<B, 4>], state: &mut State<B>| -> Vec<Tensor<B, 4>> {
+        frames
+            .iter()
+            .filter_map(|f| m.forward_step(f.clone(), state))
+            .collect()
+    };
+    let expected = stack_frames(step_all(&clip, &mut whole)).unwrap();
+    let expected_flush = m.flush(&mut whole).unwrap();
+    let pick = |frame: &Tensor<B, 4>, rows: &[usize]| {
+        Tensor::cat(
+            rows.iter()
+                .map(|&r| frame.clone().narrow(0, r, 1))
+                .collect(),
+            0,
+        )
+    };
+    for pattern in [vec![1, 2], vec![3, 0], vec![4, 2, 0], vec![0, 2, 4, 1]] {
+        let others: Vec<usize> = (0..rows).filter(|r| !pattern.contains(r)).collect();
+        // Batch row r is row `order[r]` of the part followed by the rest.
+        let order: Vec<usize> = (0..rows)
+            .map(|r| {
+                pattern
+                    .iter()
+                    .position(|&p| p == r)
+                    .unwrap_or_else(|| pattern.len() + others.iter().position(|&o| o == r).unwrap())
+            })
+            .collect();
+        let mut state = m.init_state(rows, TemporalFill::Zeros, &device);
+        let mut outputs = step_all(&clip[..4], &mut state);
+        let mut part = state.take_rows(&pattern).unwrap();
+        let mut rest = state.take_rows(&others).unwrap();
+        let part_frames: Vec<_> = clip[4..].iter().map(|f| pick(f, &pattern)).collect();
+        let rest_frames: Vec<_> = clip[4..].iter().map(|f| pick(f, &others)).collect();
+        for (a, b) in step_all(&part_frames, &mut part)
+            .into_iter()
+            .zip(step_all(&rest_frames, &mut rest))
+        {
+            outputs.push(pick(&Tensor::cat(vec![a, b], 0), &order));
+        }
+        state.put_rows(&pattern, part).unwrap();
+        state.put_rows(&others, rest).unwrap();
+        let what = format!("rows {pattern:?} stepped apart");
+        assert_close(stack_frames(outputs).unwrap(), expected.clone(), &what);
+        assert_eq!(state.steps(), whole.steps(), "{what}");
+        assert_close(m.flush(&mut state).unwrap(), expected_flush.clone(), &what);
+    }
 }
 
 #[test]
