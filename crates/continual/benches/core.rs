@@ -56,18 +56,29 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
         );
     }
 
-    let pointwise: CoLayer<B> = CoConvConfig::conv3d([24, 54], [1, 1, 1])
-        .with_bias(false)
-        .init(&device)
-        .unwrap()
-        .into();
-    bench_step(
-        c,
-        "pointwise_24to54_40x40_step",
-        backend,
-        &pointwise,
-        [1, 24, 40, 40],
-    );
+    // X3D-S's pointwise convs at 160×160 (with a folded BatchNorm's bias): a stage-2
+    // expansion before its stride, a stage-2 projection, and stage 4's and 5's expansions
+    // and projections.
+    for (c_in, c_out, size) in [
+        (24, 54, 80),
+        (54, 24, 40),
+        (96, 216, 10),
+        (216, 96, 10),
+        (192, 432, 5),
+        (432, 192, 5),
+    ] {
+        let pointwise: CoLayer<B> = CoConvConfig::conv3d([c_in, c_out], [1, 1, 1])
+            .init(&device)
+            .unwrap()
+            .into();
+        bench_step(
+            c,
+            &format!("pointwise_{c_in}to{c_out}_{size}x{size}_step"),
+            backend,
+            &pointwise,
+            [1, c_in, size, size],
+        );
+    }
 }
 
 fn benches(c: &mut Criterion) {

@@ -23,9 +23,9 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
-use crate::flex_kernel::{self, DepthwiseStep, Spatial};
+use crate::flex_kernel::{self, DepthwiseStep, PointwiseActivation, Spatial};
 use crate::module::{stack_frames, CoModule};
-use crate::per_frame::{eager, per_channel};
+use crate::per_frame::{activate, eager, per_channel, ActivationKind};
 use crate::state::{contiguous, reshape_adding_dims, take_slots, State};
 use crate::timing::Timing;
 use crate::weights::{join_key, Weights};
@@ -146,6 +146,7 @@ impl CoConvConfig {
             groups: self.groups,
             spatial_dims: self.spatial_dims,
             folded: None,
+            fused_activation: None,
         })
     }
 }
@@ -239,6 +240,10 @@ pub struct CoConv<B: Backend> {
     spatial_dims: usize,
     /// A following BatchNorm folded into the weights a step uses ([`CoConv::fold_affine`]).
     folded: Option<FoldedAffine<B>>,
+    /// The activation that follows this conv (after a folded BatchNorm, if any), applied
+    /// by its steps ([`CoConv::fuse_activation`]).
+    #[module(skip)]
+    fused_activation: Option<ActivationKind>,
 }
 
 /// The step weights of a [`CoConv`] with a per-channel affine map folded in (constants:
@@ -253,7 +258,7 @@ struct FoldedAffine<B: Backend> {
 
 impl<B: Backend> CoConv<B> {
     /// Folds a per-channel affine map `y = x · scale + shift` that follows this conv (an
-    /// inference BatchNorm, see [`crate::Sequential::fold_batch_norms`]) into the kernel and
+    /// inference BatchNorm, see [`crate::Sequential::fold_into_convs`]) into the kernel and
     /// bias that [`CoModule::forward_step`] and [`CoModule::flush`] use. The offline
     /// [`CoModule::forward`], the parameters and the saved weights stay the conv's own;
     /// loading weights drops the folded copy, and training does not update it: fold again
@@ -281,6 +286,21 @@ impl<B: Backend> CoConv<B> {
             None => shift,
         };
         self.folded = Some(FoldedAffine { kernel, bias });
+    }
+
+    /// Makes steps apply `kind` to their outputs, for the activation that follows this conv
+    /// (see [`crate::Sequential::fold_into_convs`]); on flex, a pointwise conv applies a
+    /// ReLU in the pass that computes its outputs. Loading weights undoes it.
+    pub(crate) fn fuse_activation(&mut self, kind: ActivationKind) {
+        self.fused_activation = Some(kind);
+    }
+
+    /// A step's output with the fused activation applied.
+    ///
+    /// # Shapes
+    /// - output: `[N, C_out, H', W']`
+    fn activated(&self, output: Tensor<B, 4>) -> Tensor<B, 4> {
+        activate_if(self.fused_activation, output)
     }
 
     /// The kernel a step multiplies with: the step kernel, or its folded copy.
@@ -346,7 +366,7 @@ impl<B: Backend> CoConv<B> {
         let (z, groups) = match self.layout {
             KernelLayout::TapMajor => (self.depthwise_taps(frame), 1),
             KernelLayout::Grouped => (
-                self.spatial_conv(frame, self.step_kernel(), None),
+                self.spatial_conv(frame, self.step_kernel(), None, None),
                 self.groups,
             ),
         };
@@ -404,7 +424,8 @@ impl<B: Backend> CoConv<B> {
     /// convolutions for pointwise layers and avoids a wrong result of burn 0.21's wgpu
     /// `conv2d` on frames of width 1. On flex, a strided 1×1 kernel subsamples the frame
     /// first, and a spatial kernel with few taps per output (X3D's stem) runs as
-    /// [`flex_kernel::conv2d`].
+    /// [`flex_kernel::conv2d`]. The output is biased, then `activation` is applied (on flex,
+    /// a pointwise conv's ReLU in the same pass, [`flex_kernel::pointwise`]).
     ///
     /// # Shapes
     /// - frame: `[N, C_in, H, W]`; kernel: `[C_out', C_in / groups, kh, kw]`
@@ -414,6 +435,7 @@ impl<B: Backend> CoConv<B> {
         frame: Tensor<B, 4>,
         kernel: Tensor<B, 4>,
         bias: Option<Tensor<B, 1>>,
+        activation: Option<ActivationKind>,
     ) -> Tensor<B, 4> {
         let [c_out, c_in_g, kh, kw] = kernel.dims();
         let one_by_one = [kh, kw] == [1, 1] && self.padding[1..] == [0, 0];
@@ -431,8 +453,22 @@ impl<B: Backend> CoConv<B> {
         if !pointwise {
             let spatial = self.spatial([kh, kw]);
             let phases = flex_kernel::conv2d(&frame, &kernel, bias.as_ref(), spatial, self.groups);
-            return phases
-                .unwrap_or_else(|| conv2d(frame, kernel, bias, spatial.conv_options(self.groups)));
+            return activate_if(
+                activation,
+                phases.unwrap_or_else(|| {
+                    conv2d(frame, kernel, bias, spatial.conv_options(self.groups))
+                }),
+            );
+        }
+        if self.groups == 1 {
+            let (in_pass, after) = match activation {
+                Some(ActivationKind::Relu) => (PointwiseActivation::Relu, None),
+                other => (PointwiseActivation::Identity, other),
+            };
+            let rows = kernel.clone().reshape([c_out, c_in_g]);
+            if let Some(output) = flex_kernel::pointwise(&frame, &rows, bias.as_ref(), in_pass) {
+                return activate_if(after, output);
+            }
         }
         let [n, _, h, w] = frame.dims();
         let g = self.groups;
@@ -441,10 +477,11 @@ impl<B: Backend> CoConv<B> {
             .reshape([1, g, c_out / g, c_in_g])
             .expand([n, g, c_out / g, c_in_g]);
         let out = k.matmul(x).reshape([n, c_out, h, w]);
-        match bias {
+        let out = match bias {
             Some(b) => out + per_channel(b, n),
             None => out,
-        }
+        };
+        activate_if(activation, out)
     }
 
     /// The bias as an operand for `rows` output frames.
@@ -481,11 +518,22 @@ impl<B: Backend> CoConv<B> {
         });
         self.advance_step(state).then(|| {
             let out = output.reshape([rows, g * c_g, h, w]);
-            match self.bias_frame(rows) {
+            self.activated(match self.bias_frame(rows) {
                 Some(bias) => out + bias,
                 None => out,
-            }
+            })
         })
+    }
+}
+
+/// `x` with `kind` applied, if any.
+///
+/// # Shapes
+/// - x and output: `[N, C, H, W]`
+fn activate_if<B: Backend>(kind: Option<ActivationKind>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    match kind {
+        Some(kind) => activate(kind, x),
+        None => x,
     }
 }
 
@@ -517,9 +565,10 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
 
     fn forward_step(&self, frame: Tensor<B, 4>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
         if self.is_stateless() {
-            return self
-                .advance_step(state)
-                .then(|| self.spatial_conv(frame, self.step_kernel(), self.step_bias()));
+            return self.advance_step(state).then(|| {
+                let (kernel, bias) = (self.step_kernel(), self.step_bias());
+                self.spatial_conv(frame, kernel, bias, self.fused_activation)
+            });
         }
         if self.layout == KernelLayout::TapMajor && !state.is_first_step() {
             let fused = flex_kernel::depthwise_step(
@@ -530,7 +579,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
                 &mut state.buffers[0],
             );
             if let Some(output) = fused {
-                return self.advance_step(state).then_some(output);
+                return self.advance_step(state).then(|| self.activated(output));
             }
         }
         let span = self.span();
@@ -572,6 +621,7 @@ impl<B: Backend> CoModule<B> for CoConv<B> {
 
     fn load_weights(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {
         self.folded = None;
+        self.fused_activation = None;
         let device = self.kernel.device();
         let [rows, c_in_g, kh, kw] = self.kernel.dims();
         let shape = [rows / self.taps, c_in_g, self.taps, kh, kw];

@@ -183,15 +183,15 @@ impl<B: Backend> CoModule<B> for CoLayer<B> {
 }
 
 impl<B: Backend> CoLayer<B> {
-    /// [`Sequential::fold_batch_norms`] for the containers in this layer (a no-op for
+    /// [`Sequential::fold_into_convs`] for the containers in this layer (a no-op for
     /// other layers).
-    pub fn fold_batch_norms(&mut self) {
+    pub fn fold_into_convs(&mut self) {
         match self {
-            CoLayer::Sequential(sequential) => sequential.fold_batch_norms(),
+            CoLayer::Sequential(sequential) => sequential.fold_into_convs(),
             CoLayer::BroadcastReduce(broadcast) => broadcast
                 .branches
                 .iter_mut()
-                .for_each(CoLayer::fold_batch_norms),
+                .for_each(CoLayer::fold_into_convs),
             _ => {}
         }
     }

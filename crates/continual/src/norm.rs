@@ -72,7 +72,7 @@ pub struct BatchNorm<B: Backend> {
     #[module(skip)]
     affine: bool,
     /// Whether the preceding conv's step applies this normalisation
-    /// ([`crate::Sequential::fold_batch_norms`]): a step passes frames through unchanged.
+    /// ([`crate::Sequential::fold_into_convs`]): a step passes frames through unchanged.
     #[module(skip)]
     folded_into_conv: bool,
 }

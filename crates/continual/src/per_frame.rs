@@ -211,6 +211,10 @@ pub enum ActivationKind {
 pub struct Activation<B: Backend> {
     #[module(skip)]
     kind: ActivationKind,
+    /// Whether the conv before this activation applies it in its step
+    /// ([`crate::Sequential::fold_into_convs`]): a step passes frames through unchanged.
+    #[module(skip)]
+    folded_into_conv: bool,
     backend: PhantomData<B>,
 }
 
@@ -219,8 +223,16 @@ impl<B: Backend> Activation<B> {
     pub fn new(kind: ActivationKind) -> Self {
         Activation {
             kind,
+            folded_into_conv: false,
             backend: PhantomData,
         }
+    }
+
+    /// Marks this activation as applied by the conv before it and returns its kind, for that
+    /// conv's steps to apply.
+    pub(crate) fn take_for_fusing(&mut self) -> ActivationKind {
+        self.folded_into_conv = true;
+        self.kind
     }
 }
 
@@ -237,11 +249,20 @@ impl<B: Backend> FrameOp<B> for Activation<B> {
     }
 
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.folded_into_conv {
+            return frames;
+        }
         activate(self.kind, frames)
     }
 
     fn apply_clip(&self, clip: Tensor<B, 5>) -> Tensor<B, 5> {
         activate(self.kind, clip)
+    }
+
+    fn load(&mut self, _weights: &mut Weights, _prefix: &str) -> Result<(), WeightError> {
+        // Loading weights undoes every fold; the conv before this one forgets it too.
+        self.folded_into_conv = false;
+        Ok(())
     }
 }
 
@@ -253,7 +274,10 @@ impl<B: Backend> FrameOp<B> for Activation<B> {
 ///
 /// # Shapes
 /// - input and output: `[N, C, …]`
-fn activate<B: Backend, const D: usize>(kind: ActivationKind, x: Tensor<B, D>) -> Tensor<B, D> {
+pub(crate) fn activate<B: Backend, const D: usize>(
+    kind: ActivationKind,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
     match kind {
         ActivationKind::Relu => activation::relu(x),
         ActivationKind::Silu => flex_kernel::logistic(Logistic::Silu, &x)

@@ -37,30 +37,41 @@ impl<B: Backend> Sequential<B> {
         &self.names
     }
 
-    /// Prepares the network for streaming inference: every BatchNorm that directly follows a
-    /// conv of as many output channels, here or in any nested container, is folded into the
-    /// weights the conv steps with, and steps skip it (one pass over each frame fewer per
-    /// pair; X3D has one after nearly every conv). Values change only by rounding.
+    /// Prepares the network for streaming inference by folding into each conv's step what
+    /// directly follows it, here and in every nested container:
+    /// - a BatchNorm of as many channels, into the weights the conv steps with;
+    /// - then an activation, which the conv's steps apply to their outputs (on flex, a
+    ///   pointwise conv's ReLU in the pass that computes them).
     ///
-    /// Only steps ([`CoModule::forward_step`], [`CoModule::flush`]) use the folded weights:
-    /// the offline [`CoModule::forward`], the parameters and the saved weights are unchanged.
-    /// Loading weights undoes the fold; fold again after it, and after training changes the
-    /// parameters.
-    pub fn fold_batch_norms(&mut self) {
+    /// Steps then skip the folded layers: one pass over each frame fewer per layer (X3D has
+    /// a BatchNorm after nearly every conv, and a ReLU or SiLU after most). Values change only
+    /// by rounding.
+    ///
+    /// Only steps ([`CoModule::forward_step`], [`CoModule::flush`]) change: the offline
+    /// [`CoModule::forward`], the parameters and the saved weights do not. Loading weights
+    /// undoes the fold; fold again after it, and after training changes the parameters.
+    pub fn fold_into_convs(&mut self) {
         for index in 0..self.layers.len() {
             let (head, tail) = self.layers.split_at_mut(index + 1);
-            if let (Some(CoLayer::Conv(conv)), Some(CoLayer::BatchNorm(norm))) =
-                (head.last_mut(), tail.first_mut())
-            {
-                // The conv folds from its own parameters, so folding again replaces its
-                // folded copy rather than scaling it twice.
-                if conv.out_channels() == norm.channels() {
+            if let Some(CoLayer::Conv(conv)) = head.last_mut() {
+                let mut next = tail.iter_mut().peekable();
+                if let Some(CoLayer::BatchNorm(norm)) = next.peek_mut() {
+                    // The conv folds from its own parameters, so folding again replaces its
+                    // folded copy rather than scaling it twice. A BatchNorm that does not
+                    // fold stays between the conv and whatever follows it.
+                    if conv.out_channels() != norm.channels() {
+                        continue;
+                    }
                     let (scale, shift) = norm.take_for_folding();
                     conv.fold_affine(scale, shift);
+                    next.next();
+                }
+                if let Some(CoLayer::Activation(activation)) = next.next() {
+                    conv.fuse_activation(activation.take_for_fusing());
                 }
             }
             if let Some(layer) = head.last_mut() {
-                layer.fold_batch_norms();
+                layer.fold_into_convs();
             }
         }
     }

@@ -95,8 +95,8 @@ impl<B: Backend> LoadedModel<B> {
     }
 
     /// `network` served as `config` says, taking `input` and answering with `labels`; its
-    /// BatchNorms are folded into the convs before them for streaming
-    /// ([`Sequential::fold_batch_norms`]: the engine only steps).
+    /// BatchNorms and activations are folded into the convs before them for streaming
+    /// ([`Sequential::fold_into_convs`]: the engine only steps).
     fn describe(
         config: &ModelConfig,
         mut network: Sequential<B>,
@@ -104,7 +104,7 @@ impl<B: Backend> LoadedModel<B> {
         frame_stride: usize,
         labels: Labels,
     ) -> Self {
-        network.fold_batch_norms();
+        network.fold_into_convs();
         let info = ModelInfo {
             name: config.name.clone(),
             family: config.family,

@@ -17,8 +17,8 @@ fn bench_network<B: Backend>(c: &mut Criterion, name: &str, backend: &str, confi
     let device: Device<B> = Default::default();
     B::seed(&device, 1);
     let mut network: Sequential<B> = config.build(&device).unwrap();
-    // As the engine serves it: BatchNorms folded into the steps' convs.
-    network.fold_batch_norms();
+    // As the engine serves it: BatchNorms and activations folded into the steps' convs.
+    network.fold_into_convs();
     let size = config.image_size;
     let frame = Tensor::<B, 4>::random([1, 3, size, size], Distribution::Default, &device);
     let mut state = network.init_state(1, TemporalFill::Zeros, &device);
@@ -55,8 +55,8 @@ fn bench_batches<B: Backend>(c: &mut Criterion, backend: &str, batches: &[usize]
     let device: Device<B> = Default::default();
     let config = X3dConfig::variant(X3dVariant::S);
     let mut network: Sequential<B> = config.build(&device).unwrap();
-    // As the engine serves it: BatchNorms folded into the steps' convs.
-    network.fold_batch_norms();
+    // As the engine serves it: BatchNorms and activations folded into the steps' convs.
+    network.fold_into_convs();
     let size = config.image_size;
     let mut group = c.benchmark_group(format!("cox3d_s_batch_step/{backend}"));
     for &rows in batches {

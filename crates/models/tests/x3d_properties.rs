@@ -1,7 +1,7 @@
 //! Property tests of the CoX3D network over random small configurations:
 //!
 //! - without squeeze-excitation, `forward_steps(pad_end)` equals the offline `forward`,
-//!   with the BatchNorms (random ones) folded into the convs' steps or not;
+//!   with the BatchNorms (random ones) and activations folded into the convs' steps or not;
 //! - with or without it, a batch of N streams stepped together equals the N streams
 //!   stepped alone (zero or replicate fill).
 #![allow(clippy::unwrap_used)]
@@ -107,7 +107,7 @@ proptest! {
             config(width, stages, image, window, 0.0, norm).build(&device).unwrap();
         randomise_batch_norms(&mut network.layers, &device);
         if fold {
-            network.fold_batch_norms();
+            network.fold_into_convs();
         }
         let clip = Tensor::<B, 5>::random(
             [rows, 3, window + extra, image, image],

@@ -12,6 +12,7 @@ mod activation;
 mod conv2d;
 mod depthwise_step;
 mod phases;
+mod pointwise;
 
 use std::any::{Any, TypeId};
 
@@ -23,6 +24,7 @@ pub(crate) use activation::{logistic, Logistic};
 pub(crate) use conv2d::conv2d;
 pub(crate) use depthwise_step::{depthwise_step, DepthwiseStep};
 pub(crate) use phases::Spatial;
+pub(crate) use pointwise::{pointwise, PointwiseActivation};
 
 /// Whether `B`'s float tensors are flex tensors.
 pub(crate) fn is_flex<B: Backend>() -> bool {

@@ -5,7 +5,7 @@
 //! process-wide RNG to itself lives in `tests/seeded_layers.rs`.
 
 mod batch_norm_training;
-mod fold_batch_norms;
+mod fold_into_convs;
 mod graph_conv;
 mod per_frame;
 mod properties;

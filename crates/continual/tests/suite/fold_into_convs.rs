@@ -1,8 +1,10 @@
-//! `Sequential::fold_batch_norms`: steps with BatchNorms folded into the convs before them
-//! give the unfolded network's outputs (to rounding), for every kind of conv step (grouped
-//! with temporal taps and a bias, depthwise, pointwise, strided 1×1, spatial kernels), in
-//! nested containers, through the end padding; the offline forward and the saved weights do
-//! not change; loading weights undoes the fold.
+//! `Sequential::fold_into_convs`: steps with BatchNorms and activations folded into the
+//! convs before them give the unfolded network's outputs (to rounding), for every kind of
+//! conv step (grouped with temporal taps and a bias, depthwise, pointwise on planes the CPU
+//! kernel takes and on smaller ones, strided 1×1, spatial kernels), for every activation
+//! kind, with and without a BatchNorm between, in nested containers, through the end
+//! padding; the offline forward and the saved weights do not change; loading weights undoes
+//! the fold.
 #![allow(clippy::unwrap_used)]
 
 use burn::module::Param;
@@ -37,7 +39,13 @@ fn batch_norm(channels: usize, device: &Device<B>) -> CoLayer<B> {
     norm.into()
 }
 
-/// Every kind of conv step, each followed by a BatchNorm, in nested containers.
+fn act(kind: ActivationKind) -> CoLayer<B> {
+    Activation::new(kind).into()
+}
+
+/// Every kind of conv step, most followed by a BatchNorm, an activation or both, in nested
+/// containers. On 8×8 frames, the pointwise convs see planes of 16 values (which the CPU
+/// kernel takes), 4 and 1 (which it leaves to burn's matrix product).
 fn network(device: &Device<B>) -> Sequential<B> {
     let grouped = CoConvConfig::new([4, 6], [3, 3, 3])
         .with_padding([1, 1, 1])
@@ -54,16 +62,42 @@ fn network(device: &Device<B>) -> Sequential<B> {
     let branch = Sequential::new(vec![
         conv(grouped, device),
         batch_norm(6, device),
-        Activation::new(ActivationKind::Relu).into(),
+        act(ActivationKind::Relu),
         conv(depthwise, device),
         batch_norm(6, device),
-        conv(pointwise, device),
+        act(ActivationKind::Silu),
+        conv(pointwise.clone(), device),
+        batch_norm(6, device),
+        act(ActivationKind::Relu),
+        conv(pointwise.clone(), device),
         batch_norm(6, device),
     ]);
-    let shortcut = Sequential::new(vec![conv(strided, device), batch_norm(6, device)]);
+    let shortcut = Sequential::new(vec![
+        conv(strided, device),
+        batch_norm(6, device),
+        act(ActivationKind::Sigmoid),
+    ]);
     let block =
         BroadcastReduce::new(vec![branch.into(), shortcut.into()], Reduce::Sum, true).unwrap();
-    Sequential::new(vec![block.into()])
+    // Activations directly after a conv, and pointwise convs on 2×2 and 1×1 planes.
+    let spatial = || {
+        CoConvConfig::new([6, 6], [1, 3, 3])
+            .with_stride([1, 2, 2])
+            .with_padding([0, 1, 1])
+    };
+    let tail = Sequential::new(vec![
+        conv(spatial(), device),
+        act(ActivationKind::Tanh),
+        conv(pointwise.clone(), device),
+        act(ActivationKind::Relu),
+        conv(spatial(), device),
+        conv(pointwise, device),
+        act(ActivationKind::Relu),
+        conv(CoConvConfig::new([6, 4], [1, 1, 1]), device),
+        batch_norm(4, device),
+        act(ActivationKind::Gelu),
+    ]);
+    Sequential::new(vec![block.into(), tail.into()])
 }
 
 fn steps(network: &Sequential<B>, clip: &Tensor<B, 5>) -> Tensor<B, 5> {
@@ -80,9 +114,9 @@ fn folded_steps_match_and_nothing_else_changes() {
     B::seed(&device, 3);
     let unfolded = network(&device);
     let mut folded = unfolded.clone();
-    folded.fold_batch_norms();
+    folded.fold_into_convs();
     // Folding twice folds nothing more.
-    folded.fold_batch_norms();
+    folded.fold_into_convs();
     let clip = Tensor::<B, 5>::random([2, 4, 9, 8, 8], Distribution::Default, &device);
     assert_close(steps(&folded, &clip), steps(&unfolded, &clip), "steps");
     let offline = |network: &Sequential<B>| network.forward(clip.clone()).into_data();
@@ -99,7 +133,7 @@ fn loading_weights_undoes_the_fold() {
     let device = Default::default();
     B::seed(&device, 4);
     let mut network_a = network(&device);
-    network_a.fold_batch_norms();
+    network_a.fold_into_convs();
     // Other weights, BatchNorms included, loaded into the folded network: its steps are
     // the other network's, not a mix with the old folded copies.
     let other = network(&device);
