@@ -52,3 +52,14 @@ fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Option<Tensor<B, D
 fn flex_from_values(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
+
+/// `len` deterministic pseudo-random values in [-1, 1), different for each `seed`, for the
+/// kernels' tests.
+#[cfg(test)]
+fn test_values(len: usize, seed: usize) -> Vec<f32> {
+    let value = |i: usize| {
+        let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        (x as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    (0..len).map(|i| value(i * 31 + seed)).collect()
+}

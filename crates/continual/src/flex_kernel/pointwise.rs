@@ -250,16 +250,7 @@ fn finish(out: &mut [f32], sums: &[f32], bias: f32, activation: PointwiseActivat
 #[cfg(test)]
 mod tests {
     use super::{PointwiseActivation, PointwiseProduct};
-
-    /// A deterministic pseudo-random value in [-1, 1).
-    fn value(i: usize) -> f32 {
-        let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-        (x as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| value(i * 31 + seed)).collect()
-    }
+    use crate::flex_kernel::test_values as values;
 
     /// The product by the definition, summed in `f64`.
     fn naive(
