@@ -25,7 +25,7 @@ for line in sys.stdin:
 
 cargo build --release -p costream-conformance -p costream-engine -p costream-models \
     --features costream-conformance/cuda,costream-engine/cuda,costream-models/cuda \
-    --test golden --test interop --test batching --example loadgen --bench x3d \
+    --test conformance --test batching --example loadgen --bench x3d \
     --message-format=json | collect
 cp ../shared/golden/*.safetensors "$out/stage/golden/"
 cp ../shared/interop/{x3d_s_pytorchvideo.pyth,x3d_s_pytorchvideo.io.safetensors,cox3d_s.io.safetensors} \

@@ -23,8 +23,8 @@ log() {
     "$@" 2>&1 | tee -a "$file" || status=1
 }
 log gpu.txt nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-COSTREAM_GOLDEN_DIR="$PWD/golden" log tests.log ./test_golden
-COSTREAM_INTEROP_DIR="$PWD/interop" log tests.log ./test_interop
+COSTREAM_GOLDEN_DIR="$PWD/golden" log tests.log ./test_conformance golden
+COSTREAM_INTEROP_DIR="$PWD/interop" log tests.log ./test_conformance interop
 # The continual crate's integration tests are one binary (`suite`), filtered by module.
 log tests.log ./test_suite --test-threads 1 state_errors:: per_frame::
 log tests.log ./test_batching --test-threads 1
@@ -39,7 +39,7 @@ log loadgen.log ./example_loadgen --variant tiny --device cuda:0 --streams 1,8,6
 criterion=(--bench --noplot --warm-up-time 1 --measurement-time 3)
 COSTREAM_BENCH_CUDA=1 log bench_x3d.log ./bench_x3d "${criterion[@]}" cuda
 PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./test_suite --test-threads 1 properties::
-PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./test_x3d_properties --test-threads 1
+PROPTEST_CASES="${PROPTEST_CASES:-12}" log tests.log ./test_models --test-threads 1 x3d_properties::
 COSTREAM_BENCH_CUDA=1 log bench_core.log ./bench_core "${criterion[@]}" cuda
 echo "cuda-check exit $status"
 exit $status

@@ -1,6 +1,6 @@
 //! costream against the PyTorch reference library (`continual-inference`): the harnesses
-//! behind `tests/golden.rs` (`../shared/golden`, small modules) and `tests/interop.rs`
-//! (`../shared/interop`, full-size checkpoints in the zoo formats).
+//! behind the `conformance` test binary's two reports, `golden` (`../shared/golden`, small
+//! modules) and `interop` (`../shared/interop`, full-size checkpoints in the zoo formats).
 //!
 //! - [`fixture`]: reading a reference file's tensors, weights and metadata.
 //! - [`expr`]: a parser for the Python builder expressions in the golden metadata.

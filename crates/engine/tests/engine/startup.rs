@@ -2,9 +2,7 @@
 //! labels that do not fit; a good config reports its models ready with measured state size.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use costream_engine::{Engine, EngineConfig, EngineError, WeightsSource};
 
 fn start_err(config: costream_engine::ModelConfig) -> EngineError {

@@ -2,12 +2,10 @@
 //! restore continuing bit-identically, flush, reset and sampling.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_engine::{
     EndReason, EngineError, ManualClock, OpenError, OpenOptions, StreamEvent, SubmitError,

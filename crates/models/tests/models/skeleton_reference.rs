@@ -18,7 +18,7 @@ use costream_testkit::{check_close, values};
 
 type B = TestBackend;
 
-const DATA: &[u8] = include_bytes!("data/skeleton_networks.safetensors");
+const DATA: &[u8] = include_bytes!("../data/skeleton_networks.safetensors");
 
 /// The script's network: NTU-60's graph, blocks 3→8, 8→8, 8→32 (stride 2), 32→32, 5 classes,
 /// 64-frame clips.

@@ -2,9 +2,7 @@
 //! says; every malformed frame gets its typed error and leaves other streams untouched.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_engine::{
     image::{from_raw, video_input},

@@ -1,4 +1,4 @@
-//! The golden harness: every case in `COSTREAM_GOLDEN_DIR` (default `../shared/golden`) is
+//! The golden report: every case in `COSTREAM_GOLDEN_DIR` (default `../shared/golden`) is
 //! built from its `builder` expression, loaded with its weights by PyTorch key names, and its
 //! step and offline outputs compared with the reference library's within the README's
 //! tolerance. One line per case; anything that cannot be built fails.
@@ -9,7 +9,6 @@
 //! clip (a module rebuilt with a window as long as the clip) with `offline_output`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use burn::prelude::*;
 use costream_backend::{TestBackend, TEST_BACKEND_NAME};
@@ -245,7 +244,8 @@ fn uses_frame_scope_se(expr: &Expr) -> bool {
         }
 }
 
-fn main() -> ExitCode {
+/// Runs every golden case, one line each, and a summary; true when all passed.
+pub(crate) fn run() -> bool {
     let dir = shared_dir("COSTREAM_GOLDEN_DIR", "golden");
     let device = Default::default();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
             .collect(),
         Err(e) => {
             eprintln!("golden: cannot read {}: {e}", dir.display());
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     files.sort();
@@ -291,9 +291,5 @@ fn main() -> ExitCode {
         failed += 1;
     }
     println!("golden: {passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    failed == 0
 }
