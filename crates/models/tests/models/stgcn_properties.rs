@@ -6,11 +6,13 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use costream_backend::TestBackend;
-use costream_continual::{clip_frames, stack_frames, CoModule, TemporalFill};
+use costream_continual::{CoModule, TemporalFill};
 use costream_models::stgcn::{
     build_stgcn, BlockShape, SkeletonArchitecture, SkeletonGraph, StGcnConfig, StGcnVariant,
 };
 use costream_testkit::{assert_close, proptest_cases};
+
+use crate::batch_rows::assert_batch_equals_rows_alone;
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -113,17 +115,6 @@ proptest! {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let step_all = |input: Tensor<B, 5>| {
-            let mut state = network.init_state(input.dims()[0], fill, &device);
-            let outputs: Vec<_> = clip_frames(input)
-                .filter_map(|frame| network.forward_step(frame, &mut state))
-                .collect();
-            stack_frames(outputs).unwrap()
-        };
-        let batched = step_all(clip.clone());
-        for row in 0..rows {
-            let alone = step_all(clip.clone().narrow(0, row, 1));
-            assert_close(batched.clone().narrow(0, row, 1), alone, "batch row vs alone");
-        }
+        assert_batch_equals_rows_alone(&network, clip, fill, &device);
     }
 }

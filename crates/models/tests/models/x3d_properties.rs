@@ -10,9 +10,11 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use costream_backend::TestBackend;
-use costream_continual::{clip_frames, stack_frames, CoLayer, CoModule, Sequential, TemporalFill};
+use costream_continual::{CoLayer, CoModule, Sequential, TemporalFill};
 use costream_models::x3d::{ShortcutNorm, X3dConfig};
 use costream_testkit::{assert_close, proptest_cases};
+
+use crate::batch_rows::assert_batch_equals_rows_alone;
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -140,17 +142,6 @@ proptest! {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let step_all = |input: Tensor<B, 5>| {
-            let mut state = network.init_state(input.dims()[0], fill, &device);
-            let outputs: Vec<_> = clip_frames(input)
-                .filter_map(|frame| network.forward_step(frame, &mut state))
-                .collect();
-            stack_frames(outputs).unwrap()
-        };
-        let batched = step_all(clip.clone());
-        for row in 0..rows {
-            let alone = step_all(clip.clone().narrow(0, row, 1));
-            assert_close(batched.clone().narrow(0, row, 1), alone, "batch row vs alone");
-        }
+        assert_batch_equals_rows_alone(&network, clip, fill, &device);
     }
 }
