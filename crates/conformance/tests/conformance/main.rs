@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         .iter()
         .find(|arg| !REPORTS.iter().any(|(name, _)| name == arg))
     {
-        eprintln!("conformance: no report named {unknown:?} (there are: golden, interop)");
+        let names: Vec<&str> = REPORTS.iter().map(|(name, _)| *name).collect();
+        eprintln!(
+            "conformance: no report named {unknown:?} (there are: {})",
+            names.join(", ")
+        );
         return ExitCode::FAILURE;
     }
     let mut all_passed = true;

@@ -1,9 +1,9 @@
 //! The model families' integration tests, one module per concern, in one test binary.
 //!
-//! One binary because each test binary compiles the whole model stack for the test backend
-//! (several minutes each on 2 cores).
+//! One binary because each test binary compiles and links the model stack for the test
+//! backend for itself.
 
-mod batch_rows;
+mod properties;
 mod skeleton_reference;
 mod stgcn_properties;
 mod x3d_properties;

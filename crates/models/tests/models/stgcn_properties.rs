@@ -10,9 +10,10 @@ use costream_continual::{CoModule, TemporalFill};
 use costream_models::stgcn::{
     build_stgcn, BlockShape, SkeletonArchitecture, SkeletonGraph, StGcnConfig, StGcnVariant,
 };
-use costream_testkit::{assert_close, proptest_cases};
 
-use crate::batch_rows::assert_batch_equals_rows_alone;
+use crate::properties::{
+    assert_batch_equals_rows_alone, assert_flushed_steps_equal_offline, proptest_config,
+};
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -58,18 +59,8 @@ fn variant() -> impl Strategy<Value = StGcnVariant> {
     prop_oneof![Just(StGcnVariant::Strided), Just(StGcnVariant::EveryFrame)]
 }
 
-/// 12 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
-fn proptest_config() -> ProptestConfig {
-    ProptestConfig {
-        cases: proptest_cases(12),
-        max_shrink_iters: 50,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(proptest_config())]
+    #![proptest_config(proptest_config(12))]
 
     #[test]
     fn streaming_with_flush_equals_offline(
@@ -90,10 +81,7 @@ proptest! {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let offline = network.forward(clip.clone());
-        let mut state = network.init_state(rows, TemporalFill::Zeros, &device);
-        let streamed = network.forward_steps(clip, &mut state, true).unwrap();
-        assert_close(streamed, offline, "pulse+flush vs offline");
+        assert_flushed_steps_equal_offline(&network, clip, &device);
     }
 
     #[test]

@@ -12,9 +12,10 @@ use burn::tensor::Distribution;
 use costream_backend::TestBackend;
 use costream_continual::{CoLayer, CoModule, Sequential, TemporalFill};
 use costream_models::x3d::{ShortcutNorm, X3dConfig};
-use costream_testkit::{assert_close, proptest_cases};
 
-use crate::batch_rows::assert_batch_equals_rows_alone;
+use crate::properties::{
+    assert_batch_equals_rows_alone, assert_flushed_steps_equal_offline, proptest_config,
+};
 use proptest::prelude::*;
 
 type B = TestBackend;
@@ -80,18 +81,8 @@ fn randomise_batch_norms(layers: &mut [CoLayer<B>], device: &Device<B>) {
     }
 }
 
-/// 16 cases per property unless `PROPTEST_CASES` says otherwise (each builds a network).
-fn proptest_config() -> ProptestConfig {
-    ProptestConfig {
-        cases: proptest_cases(16),
-        max_shrink_iters: 50,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(proptest_config())]
+    #![proptest_config(proptest_config(16))]
 
     #[test]
     fn without_se_streaming_with_flush_equals_offline(
@@ -116,10 +107,7 @@ proptest! {
             Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let offline = network.forward(clip.clone());
-        let mut state = network.init_state(rows, TemporalFill::Zeros, &device);
-        let streamed = network.forward_steps(clip, &mut state, true).unwrap();
-        assert_close(streamed, offline, "pulse+flush vs offline");
+        assert_flushed_steps_equal_offline(&network, clip, &device);
     }
 
     #[test]
