@@ -2,9 +2,7 @@
 //! streamed as raw RGB frames the way a camera client sends them, are labelled right for at
 //! least 95% of the frames after the fill (issue 8's acceptance test).
 
-mod common;
-
-use common::{Client, Format, Server};
+use crate::common::{Client, Format, Server};
 use costream_proto::v1::{
     client_message, frame, server_message::Msg, Frame, PixelFormat, RawImage, StreamOptions,
 };

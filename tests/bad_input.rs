@@ -3,9 +3,7 @@
 //! keeps getting exactly its own predictions.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_proto::v1::{
     client_message, frame, server_message::Msg, ClientMessage, ErrorCode, Features, Frame,

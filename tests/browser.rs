@@ -2,16 +2,14 @@
 //! that plays a `costream synth` clip of one action; the page streams it to the built-in
 //! model and must show the clip's true label, first from the camera, then from a video file
 //! of it. A screenshot of the page is saved as a test artifact. Needs Chromium (Debian's `chromium`, or `COSTREAM_CHROMIUM`): run with
-//! `cargo test -p costream-cli --test e2e_browser -- --ignored`; CI installs it and does.
+//! `cargo test -p costream-cli --test e2e -- --ignored browser::`; CI installs it and does.
 #![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cdp::{chromium_executable, Browser, Page};
-use common::{temp_dir, Server};
+use crate::common::cdp::{chromium_executable, Browser, Page};
+use crate::common::{temp_dir, Server};
 use serde_json::Value;
 
 /// The clip's action, as `costream synth --actions` takes it, and its label.

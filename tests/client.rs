@@ -5,12 +5,10 @@
 //! it and are refused by name (costream serves no feature model yet).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{temp_dir, Server};
+use crate::common::{temp_dir, Server};
 use costream_synth::{Action, Clip, Frame};
 
 /// Frames per clip.

@@ -2,11 +2,9 @@
 //! a restart that still has every prediction a client received and the saved state.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_proto::v1::{
     client_message, server_message::Msg, ErrorCode, Keepalive, Resume, StreamOptions,

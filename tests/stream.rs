@@ -2,12 +2,10 @@
 //! in-process, many at once, across a disconnect, and their stored predictions are queryable.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use costream_continual::TemporalFill;
 use costream_models::x3d::X3dConfig;
 use costream_proto::v1::{client_message, server_message::Msg, Fill, StreamOptions};

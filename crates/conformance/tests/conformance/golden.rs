@@ -18,6 +18,8 @@ use costream_conformance::fixture::GoldenCase;
 use costream_continual::{load_checkpoint, CoLayer, CoModule, TemporalFill};
 use costream_testkit::{check_close, shared_dir, values};
 
+use crate::Selection;
+
 type B = TestBackend;
 
 enum Outcome {
@@ -244,8 +246,9 @@ fn uses_frame_scope_se(expr: &Expr) -> bool {
         }
 }
 
-/// Runs every golden case, one line each, and a summary; true when all passed.
-pub(crate) fn run() -> bool {
+/// Runs the selected golden cases (named by file stem), one line each, and a summary; true
+/// when all passed.
+pub(crate) fn run(selection: &Selection) -> bool {
     let dir = shared_dir("COSTREAM_GOLDEN_DIR", "golden");
     let device = Default::default();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -260,17 +263,25 @@ pub(crate) fn run() -> bool {
         }
     };
     files.sort();
+    let stem = |file: &PathBuf| {
+        file.file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let names: Vec<String> = files.iter().map(stem).collect();
+    if let Err(why) = selection.unknown_cases("golden", names.iter().map(String::as_str)) {
+        println!("FAIL    {why}");
+        return false;
+    }
+    files.retain(|file| selection.includes(&stem(file)));
     println!(
         "golden vectors from {} on {TEST_BACKEND_NAME}",
         dir.display()
     );
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = stem(file);
         let outcome = match GoldenCase::read(file) {
             Ok(case) => run_case(&case, &device),
             Err(e) => Outcome::Fail(e),

@@ -4,6 +4,7 @@
 //! tolerance. One line per case.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::prelude::*;
 use costream_backend::{TestBackend, TEST_BACKEND_NAME};
@@ -13,6 +14,8 @@ use costream_models::checkpoint::read_checkpoint;
 use costream_models::stgcn::{clip_logits, load_stgcn, StGcnConfig, StGcnVariant};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dNaming, X3dVariant};
 use costream_testkit::{check_close, shared_dir, values};
+
+use crate::Selection;
 
 type B = TestBackend;
 
@@ -290,23 +293,33 @@ fn stgcn_wrong_checkpoints_are_named(dir: &Path) -> Result<String, String> {
     Ok("NTU-120 and Kinetics shapes, X3D file refused by name".into())
 }
 
-/// Runs every interop case, one line each, and a summary; true when all passed.
-pub(crate) fn run() -> bool {
+/// Runs the selected interop cases, one line each, and a summary; true when all passed.
+pub(crate) fn run(selection: &Selection) -> bool {
+    if let Err(why) = selection.unknown_cases("interop", CASES.iter().map(|(name, _)| *name)) {
+        println!("FAIL    {why}");
+        return false;
+    }
     let dir: PathBuf = shared_dir("COSTREAM_INTEROP_DIR", "interop");
     println!(
         "interop fixtures from {} on {TEST_BACKEND_NAME}",
         dir.display()
     );
-    let mut failed = 0;
-    for (name, case) in CASES {
-        match case(&dir) {
-            Ok(detail) => println!("PASS    {name:<36} {detail}"),
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in CASES.iter().filter(|(name, _)| selection.includes(name)) {
+        let started = Instant::now();
+        let outcome = case(&dir);
+        let seconds = started.elapsed().as_secs_f32();
+        match outcome {
+            Ok(detail) => {
+                passed += 1;
+                println!("PASS    {name:<36} {detail} ({seconds:.1} s)");
+            }
             Err(why) => {
                 failed += 1;
-                println!("FAIL    {name:<36} {why}");
+                println!("FAIL    {name:<36} {why} ({seconds:.1} s)");
             }
         }
     }
-    println!("interop: {} passed, {failed} failed", CASES.len() - failed);
+    println!("interop: {passed} passed, {failed} failed");
     failed == 0
 }
