@@ -78,9 +78,15 @@ fn x3d_s_pytorchvideo_as_safetensors(dir: &Path) -> Result<String, String> {
     result
 }
 
+/// The offline X3D-S as PyTorchVideo's `create_x3d(input_clip_length=T,
+/// input_crop_size=H)` builds it for the fixture's `[1, 3, T, H, H]` input: the head pools
+/// the whole clip.
 fn x3d_s_offline(checkpoint: &Path, dir: &Path) -> Result<String, String> {
     let io = GoldenCase::read(&dir.join("x3d_s_pytorchvideo.io.safetensors"))?;
-    let config = X3dConfig::variant(X3dVariant::S);
+    let (frames, pixels) = clip_size(&io)?;
+    let config = X3dConfig::variant(X3dVariant::S)
+        .with_pool_window(frames)
+        .with_image_size(pixels);
     let model = load_x3d::<B>(&config, checkpoint, &device()).map_err(|e| e.to_string())?;
     if model.naming != X3dNaming::PyTorchVideo {
         return Err(format!(
@@ -96,11 +102,12 @@ fn x3d_s_offline(checkpoint: &Path, dir: &Path) -> Result<String, String> {
     check_close("offline", &values(output), &io.tensor("output")?.values)
 }
 
-/// The continual CoX3D-S (64 px) on the PySlowFast zoo file: steps against the library's
-/// `step_output`, the clip forward against `offline_output`.
+/// The continual CoX3D-S at the fixture's input size on the PySlowFast zoo file: steps
+/// against the library's `step_output`, the clip forward against `offline_output`.
 fn cox3d_s_slowfast(dir: &Path) -> Result<String, String> {
     let io = GoldenCase::read(&dir.join("cox3d_s.io.safetensors"))?;
-    let config = X3dConfig::variant(X3dVariant::S).with_image_size(64);
+    let (_, pixels) = clip_size(&io)?;
+    let config = X3dConfig::variant(X3dVariant::S).with_image_size(pixels);
     let model = load_x3d::<B>(&config, &dir.join("x3d_s_slowfast.pyth"), &device())
         .map_err(|e| e.to_string())?;
     if model.naming != X3dNaming::PySlowFast {
@@ -133,6 +140,16 @@ fn cox3d_s_slowfast(dir: &Path) -> Result<String, String> {
         &io.tensor("offline_output")?.values,
     )?);
     Ok(notes.join(", "))
+}
+
+/// The frames and the side of the fixture's square `input` clip `[1, 3, T, H, H]`.
+fn clip_size(io: &GoldenCase) -> Result<(usize, usize), String> {
+    match io.tensor("input")?.shape[..] {
+        [1, 3, frames, height, width] if height == width => Ok((frames, height)),
+        ref shape => Err(format!(
+            "`input` has shape {shape:?}, expected [1, 3, T, H, H]"
+        )),
+    }
 }
 
 /// Steps `network` through `input` from a zero state and returns its outputs, checking that
