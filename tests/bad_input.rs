@@ -196,6 +196,11 @@ fn before_start() -> Vec<Case> {
             BadOptions,
         ),
         case(
+            "unknown fill in JSON",
+            json(r#"{"start": {"model": "cox3d-tiny", "options": {"fill": "FILL_BOGUS"}}}"#),
+            BadOptions,
+        ),
+        case(
             "stream id with a space",
             start("cox3d-tiny", Some("a b"), opts()),
             BadStreamId,

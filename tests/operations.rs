@@ -75,9 +75,20 @@ async fn the_http_api_reports_models_limits_health_and_open_streams() {
     let one = server.get_json("/v1/streams/watched");
     assert_eq!(one["state"], "open");
     assert_eq!(server.get("/v1/streams/unknown").0, 404);
-    let (status, body) = server.get("/v1/streams/watched/predictions?limit=0");
-    assert_eq!(status, 400);
-    assert!(body.contains("limit = 0"), "{body}");
+    // Every bad query parameter, whether it parses or not, gets the JSON error body.
+    for (query, names) in [
+        ("limit=0", "limit = 0"),
+        ("from=abc", "from"),
+        ("limit=-1", "limit"),
+    ] {
+        let (status, body) = server.get(&format!("/v1/streams/watched/predictions?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{query}: not JSON ({e}): {body}"));
+        assert_eq!(body["error"]["code"], "bad_request", "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{query}: {message}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

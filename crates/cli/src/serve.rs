@@ -135,7 +135,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "COSTREAM_API_KEYS_FILE")]
     api_keys_file: Option<PathBuf>,
 
-    /// API keys as `NAME:TOKEN[:MAX_STREAMS]`, comma-separated (added to --api-keys-file).
+    /// API keys as `NAME:TOKEN[:MAX_STREAMS]`, comma-separated (added to --api-keys-file). A
+    /// token has at least 16 characters and no white space.
     #[arg(long, env = "COSTREAM_API_KEYS", hide_env_values = true)]
     api_keys: Option<String>,
 

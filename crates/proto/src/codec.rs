@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use crate::v1::{client_message, ClientMessage, ServerMessage};
+use crate::v1::{client_message, ClientMessage, Fill, ServerMessage};
 
 /// The two encodings of a message on the WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,11 @@ pub enum DecodeError {
     /// The text is not a valid JSON `ClientMessage`.
     #[error("not a valid JSON ClientMessage: {0}")]
     Json(String),
+    /// A JSON `start` names a `fill` the schema does not have. Protobuf carries such a value
+    /// as a number and it is refused with the other options; JSON cannot hold it at all, so it
+    /// is found here, for the same answer (`BAD_OPTIONS`) in both formats.
+    #[error("options.fill = {0} is not a Fill: use FILL_ZEROS or FILL_REPLICATE")]
+    UnknownFill(String),
     /// The message decoded but carries none of the message kinds.
     #[error("the message is empty: set one of start, frame, flush, reset, end, resume, keepalive")]
     Empty,
@@ -57,11 +62,26 @@ pub fn decode_client(bytes: &[u8], format: WireFormat) -> Result<client_message:
         WireFormat::Protobuf => {
             ClientMessage::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?
         }
-        WireFormat::Json => {
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?
-        }
+        WireFormat::Json => serde_json::from_slice(bytes)
+            .map_err(|e| unknown_fill(bytes).unwrap_or_else(|| DecodeError::Json(e.to_string())))?,
     };
     message.msg.ok_or(DecodeError::Empty)
+}
+
+/// The error for a JSON message that failed to decode because its `start.options.fill` is
+/// not a `Fill` name or number; `None` when that is not why.
+fn unknown_fill(bytes: &[u8]) -> Option<DecodeError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let fill = value.get("start")?.get("options")?.get("fill")?;
+    let known = match fill {
+        serde_json::Value::String(name) => Fill::from_str_name(name).is_some(),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .is_some_and(|n| Fill::try_from(n).is_ok()),
+        _ => true,
+    };
+    (!known).then(|| DecodeError::UnknownFill(fill.to_string()))
 }
 
 /// Encodes one server message in `format`.
@@ -79,6 +99,23 @@ pub fn encode_server(message: &ServerMessage, format: WireFormat) -> Encoded {
 mod tests {
     use super::*;
     use crate::v1::{frame, server_message, Frame, LabelScore, Prediction, Start, StreamOptions};
+
+    #[test]
+    fn an_unknown_json_fill_is_named_as_such() {
+        for fill in [r#""FILL_BOGUS""#, "9"] {
+            let text = format!(r#"{{"start": {{"model": "m", "options": {{"fill": {fill}}}}}}}"#);
+            assert_eq!(
+                decode_client(text.as_bytes(), WireFormat::Json),
+                Err(DecodeError::UnknownFill(fill.to_string())),
+            );
+        }
+        // Another fault in a message with a good fill stays a JSON error.
+        let text = r#"{"start": {"model": 5, "options": {"fill": "FILL_ZEROS"}}}"#;
+        assert!(matches!(
+            decode_client(text.as_bytes(), WireFormat::Json),
+            Err(DecodeError::Json(_))
+        ));
+    }
 
     #[test]
     fn json_uses_the_canonical_mapping() {

@@ -1,6 +1,7 @@
 //! The service's errors: protocol errors sent on a WebSocket (with their close codes), and
 //! HTTP errors (with their statuses). One mapping from error kind to code lives here.
 
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -160,6 +161,14 @@ impl ApiError {
             code: "internal",
             message: message.into(),
         }
+    }
+}
+
+/// A query string that does not parse (`from=abc`, `limit=-1`) is a 400 with the JSON error
+/// body like every other bad parameter, naming the parameter and why.
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -179,12 +180,13 @@ pub struct PredictionsQuery {
 /// `GET /v1/streams/{id}/predictions?from=&to=&limit=&format=`.
 ///
 /// # Errors
-/// 400 for a bad range or format, 404 for an unknown stream, 500 when the store fails.
+/// 400 for a query that does not parse or a bad range, limit or format, 404 for an unknown
+/// stream, 500 when the store fails.
 #[utoipa::path(get, path = "/v1/streams/{id}/predictions", tag = "streams",
     params(("id" = String, Path, description = "The stream's id"), PredictionsQuery),
     responses((status = 200, description = "Stored predictions in sequence order (JSON, or CSV with one row per rank)",
                content((PredictionsBody = "application/json"), (String = "text/csv"))),
-               (status = 400, description = "A bad range, limit or format", body = ErrorBody),
+               (status = 400, description = "A query that does not parse, or a bad range, limit or format", body = ErrorBody),
                (status = 404, description = "No such stream of the caller", body = ErrorBody),
                (status = 401, description = "No valid API key", body = ErrorBody)),
     security((), ("api_key" = [])))]
@@ -192,9 +194,10 @@ pub async fn predictions(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-    Query(query): Query<PredictionsQuery>,
+    query: Result<Query<PredictionsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let from = query.from.unwrap_or(0);
     let to = query.to.unwrap_or(i64::MAX as u64);
     if from > to {
@@ -324,21 +327,18 @@ pub async fn info(State(app): State<Arc<App>>) -> Json<InfoBody> {
     })
 }
 
+/// The content type of `GET /metrics`: OpenMetrics text, which Prometheus reads.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// `GET /metrics`: Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String)))]
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String,
+               content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app
         .metrics
         .encode(&app.live, app.engine.models().map(|m| m.name.as_str()));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
 }
 
 /// `GET /health/live`: the process answers.

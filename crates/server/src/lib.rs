@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
@@ -82,13 +83,26 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The query string's parameters, or the 400 for one that does not parse.
+fn query_parameters(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, error::ApiError> {
+    query
+        .map(|Query(parameters)| parameters)
+        .map_err(Into::into)
+}
+
 /// Authenticates an HTTP API request and hands its [`auth::Principal`] to the handler.
 async fn require_key(
     State(app): State<Arc<App>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let query = match query_parameters(query) {
+        Ok(query) => query,
+        Err(e) => return e.into_response(),
+    };
     match auth::authenticate(&app.config.api_keys, request.headers(), &query) {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
@@ -109,10 +123,14 @@ async fn require_key(
     security((), ("api_key" = [])))]
 async fn stream_socket(
     State(app): State<Arc<App>>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let query = match query_parameters(query) {
+        Ok(query) => query,
+        Err(e) => return e.into_response(),
+    };
     let principal = auth::authenticate(&app.config.api_keys, &headers, &query);
     let cap = app
         .config

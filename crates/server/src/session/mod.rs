@@ -23,7 +23,7 @@ use std::time::Instant;
 use axum::extract::ws::{Message, WebSocket};
 use costream_engine::StreamSummary;
 use costream_proto::v1::{self, client_message, server_message::Msg, ErrorCode};
-use costream_proto::{decode_client, WireFormat};
+use costream_proto::{decode_client, DecodeError, WireFormat};
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -240,11 +240,12 @@ impl Connection {
         let decoded = match decode_client(bytes, format) {
             Ok(m) => m,
             Err(e) => {
-                self.send_errors(vec![ProtocolError::new(
-                    ErrorCode::BadMessage,
-                    e.to_string(),
-                )])
-                .await;
+                let code = match e {
+                    DecodeError::UnknownFill(_) => ErrorCode::BadOptions,
+                    _ => ErrorCode::BadMessage,
+                };
+                self.send_errors(vec![ProtocolError::new(code, e.to_string())])
+                    .await;
                 return Next::Continue;
             }
         };
