@@ -355,7 +355,12 @@ async fn a_resumed_stream_continues_bit_identically_and_lost_state_is_said() {
         let mut replayed = Vec::new();
         let resumed = loop {
             match fourth.recv().await {
-                Msg::Prediction(p) => replayed.push(p.seq),
+                // As stored (docs/protocol.md): the top-k labels, no scores.
+                Msg::Prediction(p) => {
+                    assert_eq!(p.top_k.len(), 3, "replayed {} keeps its top k", p.seq);
+                    assert!(p.scores.is_empty(), "replayed {} has scores", p.seq);
+                    replayed.push(p.seq);
+                }
                 Msg::Resumed(r) => break Some(r),
                 // Still open on the dropped connection until the server notices.
                 Msg::Error(_) => break None,
