@@ -257,6 +257,7 @@ fn with_stream() -> Vec<Case> {
     let png_header = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
     let mut corrupt_jpeg = vec![0xff, 0xd8, 0xff, 0xe0];
     corrupt_jpeg.extend(std::iter::repeat_n(0x55, 300));
+    let cut_jpeg = jpeg_cut_inside_its_scan();
     vec![
         case(
             "duplicate start",
@@ -288,6 +289,11 @@ fn with_stream() -> Vec<Case> {
         case(
             "corrupt JPEG",
             frame_with(1, encoded(&corrupt_jpeg)),
+            BadFrame,
+        ),
+        case(
+            "JPEG cut inside its scan",
+            frame_with(1, encoded(&cut_jpeg)),
             BadFrame,
         ),
         case(
@@ -505,4 +511,19 @@ async fn every_bad_input_gets_its_error_and_other_streams_are_unaffected() {
     assert_eq!(witness_scores.len(), expected.len());
     let diff = max_diff(&witness_scores, &expected);
     assert!(diff <= 1e-5, "the witness stream changed by {diff}");
+}
+
+/// A JPEG of the model's frame size whose headers are whole and whose entropy-coded scan is
+/// cut halfway: half a frame, which must not become a prediction.
+fn jpeg_cut_inside_its_scan() -> Vec<u8> {
+    let side = u16::try_from(SIZE).unwrap();
+    let pixels: Vec<u8> = (0..SIZE * SIZE * 3).map(|i| (i * 37 % 251) as u8).collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 90)
+        .encode(&pixels, side, side, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let scan = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+    jpeg.truncate((scan + jpeg.len()) / 2);
+    jpeg
 }

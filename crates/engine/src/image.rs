@@ -60,9 +60,12 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, FrameError> {
         message: e.to_string(),
     };
     let side = 65_535;
+    // Strict: a file cut short or damaged inside its scans is an error. The lenient default
+    // fills what is missing with grey, so half a frame would become a prediction.
     let options = DecoderOptions::default()
         .set_max_width(side)
         .set_max_height(side)
+        .set_strict_mode(true)
         .jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(|e| error(&e))?;
@@ -70,6 +73,11 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, FrameError> {
     let (width, height) = (usize::from(info.width), usize::from(info.height));
     check_size(width, height)?;
     let pixels = decoder.decode().map_err(|e| error(&e))?;
+    if !ends_its_last_scan(bytes) {
+        return Err(error(
+            &"the file ends inside its image data (no end-of-image marker after the last scan)",
+        ));
+    }
     if pixels.len() != width * height * 3 {
         return Err(error(&format!(
             "decoded {} bytes for {width}×{height} RGB",
@@ -81,6 +89,18 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, FrameError> {
         height,
         pixels,
     })
+}
+
+/// Whether the JPEG's last scan is followed by the end-of-image marker (`FF D9`), as in every
+/// whole file: one cut short inside its entropy-coded data has none, and the decoder would
+/// fill the missing part instead of failing. Inside scan data a 0xFF byte is always followed
+/// by 0x00 or a restart marker, so `FF DA` (start of scan) and `FF D9` found there are real
+/// markers; an embedded thumbnail's come before the image's own scans.
+fn ends_its_last_scan(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .is_some_and(|last_scan| bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 fn decode_png(bytes: &[u8]) -> Result<RgbImage, FrameError> {
@@ -293,6 +313,31 @@ mod tests {
         ));
         let err = from_raw(PixelFormat::Rgb8, 0, 2, &[]).unwrap_err();
         assert!(matches!(err, FrameError::ImageSize { .. }));
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_in_its_scan_is_refused() {
+        let (width, height) = (64u16, 48u16);
+        let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height) * 3)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 90)
+            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let whole = decode(&jpeg).unwrap();
+        assert_eq!((whole.width, whole.height), (64, 48));
+        // The entropy-coded data starts after the start-of-scan segment (FF DA, length).
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let scan = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
+        for cut in [scan + 1, (scan + jpeg.len()) / 2, jpeg.len() - 40] {
+            let err = decode(&jpeg[..cut]).unwrap_err();
+            assert!(
+                matches!(err, FrameError::Decode { format: "JPEG", .. }),
+                "cut at {cut} of {}: {err}",
+                jpeg.len()
+            );
+        }
     }
 
     #[test]
