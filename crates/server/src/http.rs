@@ -333,7 +333,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// `GET /metrics`: Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String,
-               content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
+               content_type = OPENMETRICS)))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let text = app
         .metrics

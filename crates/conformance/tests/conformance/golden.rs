@@ -263,25 +263,25 @@ pub(crate) fn run(selection: &Selection) -> bool {
         }
     };
     files.sort();
-    let stem = |file: &PathBuf| {
-        file.file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    };
-    let names: Vec<String> = files.iter().map(stem).collect();
-    if let Err(why) = selection.unknown_cases("golden", names.iter().map(String::as_str)) {
+    // Each case by its name, the file stem.
+    let mut cases: Vec<(String, PathBuf)> = files
+        .into_iter()
+        .map(|file| {
+            let name = file.file_stem().unwrap_or_default().to_string_lossy();
+            (name.into_owned(), file)
+        })
+        .collect();
+    if let Err(why) = selection.unknown_cases("golden", cases.iter().map(|(n, _)| n.as_str())) {
         println!("FAIL    {why}");
         return false;
     }
-    files.retain(|file| selection.includes(&stem(file)));
+    cases.retain(|(name, _)| selection.includes(name));
     println!(
         "golden vectors from {} on {TEST_BACKEND_NAME}",
         dir.display()
     );
     let (mut passed, mut failed) = (0, 0);
-    for file in &files {
-        let name = stem(file);
+    for (name, file) in &cases {
         let outcome = match GoldenCase::read(file) {
             Ok(case) => run_case(&case, &device),
             Err(e) => Outcome::Fail(e),
@@ -297,7 +297,7 @@ pub(crate) fn run(selection: &Selection) -> bool {
             }
         }
     }
-    if files.is_empty() {
+    if cases.is_empty() {
         println!("FAIL    no golden files in {}", dir.display());
         failed += 1;
     }
