@@ -14,6 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SIZE: usize = 32;
 const MAX_FRAME_BYTES: usize = 65_536;
+/// The largest image the corpus's server decodes: 64 × 64.
+const MAX_IMAGE_PIXELS: usize = 4096;
 
 /// What a case must be answered with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -323,6 +325,11 @@ fn with_stream() -> Vec<Case> {
             BadFrame,
         ),
         case(
+            "a whole raw image over --max-image-pixels",
+            frame_with(1, raw(PixelFormat::Gray8, 100, 100, 10_000)),
+            BadFrame,
+        ),
+        case(
             "raw pixels too large",
             frame_with(1, raw(PixelFormat::Gray8, 100_000, 100_000, 16)),
             BadFrame,
@@ -390,8 +397,15 @@ async fn run_cases(client: &mut Client, cases: Vec<Case>) -> Vec<Msg> {
 async fn every_bad_input_gets_its_error_and_other_streams_are_unaffected() {
     let server = Server::start(
         "bad-input",
-        &["--max-frame-bytes", &MAX_FRAME_BYTES.to_string()],
+        &[
+            "--max-frame-bytes",
+            &MAX_FRAME_BYTES.to_string(),
+            "--max-image-pixels",
+            &MAX_IMAGE_PIXELS.to_string(),
+        ],
     );
+    let model = &server.get_json("/info")["models"][0];
+    assert_eq!(model["max_image_pixels"], MAX_IMAGE_PIXELS, "{model}");
     let network = reference_network("tiny");
     // Enough frames for a few predictions after the network's delay.
     let delay = server.get_json("/v1/models")["models"][0]["delay"]
@@ -428,7 +442,11 @@ async fn every_bad_input_gets_its_error_and_other_streams_are_unaffected() {
     }
 
     let mut victim = Client::connect(&server, Format::Proto).await;
-    victim.start("cox3d-tiny", Some("victim"), options).await;
+    let ready = victim.start("cox3d-tiny", Some("victim"), options).await;
+    assert_eq!(
+        ready.limits.unwrap().max_image_pixels,
+        MAX_IMAGE_PIXELS as u64
+    );
     victim.send_raw(good(0, 1)).await;
     let during = with_stream();
     let count_with = during.len();
@@ -526,4 +544,47 @@ fn jpeg_cut_inside_its_scan() -> Vec<u8> {
     let scan = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
     jpeg.truncate((scan + jpeg.len()) / 2);
     jpeg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_past_the_hard_cap_closes_with_1009_and_keeps_the_stream_for_resume() {
+    let server = Server::start(
+        "hard-cap",
+        &["--max-frame-bytes", &MAX_FRAME_BYTES.to_string()],
+    );
+    let cap = server.get_json("/info")["config"]["limits"]["max_frame_bytes"]
+        .as_u64()
+        .unwrap() as usize
+        * 2
+        + (1 << 20);
+    let mut client = Client::connect(&server, Format::Proto).await;
+    client
+        .start("cox3d-tiny", Some("oversized"), StreamOptions::default())
+        .await;
+    client.send_raw(good(0, 1)).await;
+    client
+        .send_raw(Message::Binary(vec![0; cap + 1].into()))
+        .await;
+    let (code, message, _) = client.expect_error().await;
+    assert_eq!(code, ErrorCode::FrameTooLarge, "{message}");
+    let summary = loop {
+        match client.recv().await {
+            Msg::Summary(s) => break s,
+            Msg::Filling(_) | Msg::Prediction(_) | Msg::Active(_) => {}
+            other => panic!("expected the summary, got {other:?}"),
+        }
+    };
+    assert_eq!(summary.reason, "disconnected");
+    assert_eq!(summary.frames_in, 1);
+    assert!(client.try_recv(ANSWER_TIMEOUT).await.is_none());
+    let close = client.closed.clone().flatten().expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+
+    // The stream's state was saved: it resumes after frame 0.
+    let mut again = Client::connect(&server, Format::Proto).await;
+    again.send_raw(resume("oversized")).await;
+    match again.recv().await {
+        Msg::Resumed(r) => assert_eq!(r.last_seq, Some(0)),
+        other => panic!("expected resumed, got {other:?}"),
+    }
 }

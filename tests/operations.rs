@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_proto::v1::{
-    client_message, server_message::Msg, ErrorCode, Keepalive, Resume, StreamOptions,
+    client_message, server_message::Msg, ErrorCode, Keepalive, Resume, Start, StreamOptions,
 };
 
 const SIZE: usize = 32;
@@ -331,6 +331,19 @@ async fn sigterm_drains_and_a_restart_has_every_prediction_and_the_saved_state()
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(saw_not_ready, "readiness never went 503 during the drain");
+    // A JSON client connecting meanwhile is refused in JSON, as its first message.
+    let mut late = Client::connect_request(format!("ws://{address}/v1/stream"), Format::Json).await;
+    late.send(client_message::Msg::Start(Start {
+        model: "cox3d-tiny".into(),
+        stream_id: None,
+        options: None,
+    }))
+    .await;
+    let (code, message, _) = late.expect_error().await;
+    assert_eq!(code, ErrorCode::ShuttingDown, "{message}");
+    assert_eq!(late.received, [0, 1], "answered in a text frame");
+    assert!(late.try_recv(ANSWER_TIMEOUT).await.is_none());
+    assert_eq!(u16::from(late.closed.clone().flatten().unwrap().code), 1001);
     let go_away = loop {
         match client.recv().await {
             Msg::GoAway(g) => break g,

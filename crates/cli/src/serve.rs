@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use costream_engine::{
     BatchPolicy, DeviceSpec, Engine, EngineConfig, Family, ModelConfig, SlotPolicy, WeightsSource,
+    DEFAULT_MAX_IMAGE_PIXELS,
 };
 use costream_server::auth::ApiKey;
 use costream_server::{App, Limits, QueuePolicy, ServerConfig, Store};
@@ -68,6 +69,11 @@ pub(crate) struct ServeArgs {
     /// Frames a stream may have queued or unanswered in the engine (without --config).
     #[arg(long, env = "COSTREAM_MAX_PENDING_FRAMES", default_value_t = SlotPolicy::default().max_pending_frames)]
     max_pending_frames: usize,
+
+    /// The largest image a frame may carry (encoded or raw), in pixels; larger ones are
+    /// refused before decoding (without --config).
+    #[arg(long, env = "COSTREAM_MAX_IMAGE_PIXELS", default_value_t = DEFAULT_MAX_IMAGE_PIXELS)]
+    max_image_pixels: usize,
 
     /// Streams stepped in one batch at most (without --config).
     #[arg(long, env = "COSTREAM_MAX_BATCH", default_value_t = BatchPolicy::default().max_batch)]
@@ -198,6 +204,7 @@ impl ServeArgs {
         model.slots.max_pending_frames = self.max_pending_frames;
         model.batch.max_batch = self.max_batch;
         model.batch.max_wait = self.max_wait;
+        model.max_image_pixels = self.max_image_pixels;
         let config = EngineConfig {
             models: vec![model],
         };

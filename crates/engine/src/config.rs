@@ -18,6 +18,7 @@
 //! max_pending_frames = 8    # frames a stream may have queued or unanswered
 //! max_batch = 16            # streams stepped in one batch
 //! max_wait_ms = 2           # how long a ready frame waits for others to join its batch
+//! max_image_pixels = 40000000  # largest image decoded (JPEG, PNG, raw), in pixels
 //! warmup = "auto"           # none, single, batches, auto
 //! ```
 
@@ -64,6 +65,9 @@ pub struct ModelConfig {
     pub batch: BatchPolicy,
     /// Which batch sizes run once before the engine reports ready.
     pub warmup: Warmup,
+    /// The largest image a frame may carry (encoded or raw), in pixels: a larger one is
+    /// refused before it is decoded (a decompression-bomb guard).
+    pub max_image_pixels: usize,
 }
 
 /// Where a model's weights come from.
@@ -164,6 +168,9 @@ impl Warmup {
     }
 }
 
+/// The default largest image, in pixels: 8K UHD (33 MP) fits.
+pub const DEFAULT_MAX_IMAGE_PIXELS: usize = 40_000_000;
+
 impl ModelConfig {
     /// A model with default slots, batching and warm-up on the CPU.
     pub fn new(
@@ -184,6 +191,7 @@ impl ModelConfig {
             slots: SlotPolicy::default(),
             batch: BatchPolicy::default(),
             warmup: Warmup::Auto,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 
@@ -203,6 +211,7 @@ impl ModelConfig {
             ("capacity", self.slots.capacity),
             ("max_pending_frames", self.slots.max_pending_frames),
             ("max_batch", self.batch.max_batch),
+            ("max_image_pixels", self.max_image_pixels),
         ] {
             if value == 0 {
                 return Err(bad(format!("`{field}` must be at least 1")));
@@ -339,6 +348,7 @@ struct ModelEntry {
     max_wait_ms: Option<f64>,
     #[serde(default)]
     warmup: WarmupName,
+    max_image_pixels: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -407,6 +417,7 @@ impl ModelEntry {
                 WarmupName::Batches => Warmup::Batches,
                 WarmupName::Auto => Warmup::Auto,
             },
+            max_image_pixels: self.max_image_pixels.unwrap_or(DEFAULT_MAX_IMAGE_PIXELS),
         })
     }
 }
@@ -431,6 +442,7 @@ mod tests {
         max_batch = 8
         max_wait_ms = 0.5
         warmup = "batches"
+        max_image_pixels = 2073600
 
         [[model]]
         name = "tiny"
@@ -460,11 +472,13 @@ mod tests {
         assert_eq!(s.batch.max_batch, 8);
         assert_eq!(s.batch.max_wait, Duration::from_micros(500));
         assert_eq!(s.warmup, Warmup::Batches);
+        assert_eq!(s.max_image_pixels, 1920 * 1080);
         let tiny = &config.models[1];
         assert_eq!(tiny.weights, WeightsSource::Random { seed: 7 });
         assert_eq!(tiny.device, DeviceSpec::Cpu);
         assert_eq!(tiny.slots, SlotPolicy::default());
         assert_eq!(tiny.warmup, Warmup::Auto);
+        assert_eq!(tiny.max_image_pixels, DEFAULT_MAX_IMAGE_PIXELS);
     }
 
     #[test]

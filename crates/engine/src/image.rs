@@ -23,15 +23,12 @@ pub struct RgbImage {
     pub pixels: Vec<u8>,
 }
 
-/// The largest image accepted, in pixels (a decompression-bomb guard; 8K UHD is 33 MP).
-pub const MAX_PIXELS: usize = 40_000_000;
-
-fn check_size(width: usize, height: usize) -> Result<(), FrameError> {
-    if width == 0 || height == 0 || width.saturating_mul(height) > MAX_PIXELS {
+fn check_size(width: usize, height: usize, max_pixels: usize) -> Result<(), FrameError> {
+    if width == 0 || height == 0 || width.saturating_mul(height) > max_pixels {
         return Err(FrameError::ImageSize {
             width,
             height,
-            max_pixels: MAX_PIXELS,
+            max_pixels,
         });
     }
     Ok(())
@@ -41,12 +38,13 @@ fn check_size(width: usize, height: usize) -> Result<(), FrameError> {
 ///
 /// # Errors
 /// [`FrameError::UnknownEncoding`] for other bytes, [`FrameError::Decode`] for a damaged
-/// file, [`FrameError::ImageSize`] beyond [`MAX_PIXELS`].
-pub fn decode(bytes: &[u8]) -> Result<RgbImage, FrameError> {
+/// file, [`FrameError::ImageSize`] for an image of more than `max_pixels` (found in its
+/// header, before anything is decoded).
+pub fn decode(bytes: &[u8], max_pixels: usize) -> Result<RgbImage, FrameError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        decode_jpeg(bytes)
+        decode_jpeg(bytes, max_pixels)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes)
+        decode_png(bytes, max_pixels)
     } else {
         Err(FrameError::UnknownEncoding(
             bytes.iter().take(8).copied().collect(),
@@ -54,7 +52,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, FrameError> {
     }
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, FrameError> {
+fn decode_jpeg(bytes: &[u8], max_pixels: usize) -> Result<RgbImage, FrameError> {
     let error = |e: &dyn std::fmt::Display| FrameError::Decode {
         format: "JPEG",
         message: e.to_string(),
@@ -71,7 +69,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, FrameError> {
     decoder.decode_headers().map_err(|e| error(&e))?;
     let info = decoder.info().ok_or_else(|| error(&"no image header"))?;
     let (width, height) = (usize::from(info.width), usize::from(info.height));
-    check_size(width, height)?;
+    check_size(width, height, max_pixels)?;
     let pixels = decoder.decode().map_err(|e| error(&e))?;
     if !ends_its_last_scan(bytes) {
         return Err(error(
@@ -103,13 +101,13 @@ fn ends_its_last_scan(bytes: &[u8]) -> bool {
         .is_some_and(|last_scan| bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
-fn decode_png(bytes: &[u8]) -> Result<RgbImage, FrameError> {
+fn decode_png(bytes: &[u8], max_pixels: usize) -> Result<RgbImage, FrameError> {
     let error = |e: &dyn std::fmt::Display| FrameError::Decode {
         format: "PNG",
         message: e.to_string(),
     };
     let limits = png::Limits {
-        bytes: MAX_PIXELS * 4,
+        bytes: max_pixels.saturating_mul(4),
     };
     let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), limits);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
@@ -118,7 +116,7 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, FrameError> {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
-    check_size(width, height)?;
+    check_size(width, height, max_pixels)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| error(&"image too large"))?;
@@ -132,7 +130,7 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, FrameError> {
         png::ColorType::Rgba => PixelFormat::Rgba8,
         png::ColorType::Indexed => return Err(error(&"palette was not expanded")),
     };
-    from_raw(format, width, height, &buffer)
+    from_raw(format, width, height, &buffer, max_pixels)
 }
 
 /// Converts raw 8-bit pixels of `format` (rows top to bottom, no padding) to RGB; alpha is
@@ -140,14 +138,15 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, FrameError> {
 ///
 /// # Errors
 /// [`FrameError::RawLength`] when the byte count does not match, [`FrameError::ImageSize`]
-/// for an empty or oversized image.
+/// for an empty image or one of more than `max_pixels`.
 pub fn from_raw(
     format: PixelFormat,
     width: usize,
     height: usize,
     bytes: &[u8],
+    max_pixels: usize,
 ) -> Result<RgbImage, FrameError> {
-    check_size(width, height)?;
+    check_size(width, height, max_pixels)?;
     let channels = format.channels();
     let expected = width * height * channels;
     if bytes.len() != expected {
@@ -250,6 +249,7 @@ impl Tap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_MAX_IMAGE_PIXELS;
 
     fn gradient(width: usize, height: usize) -> RgbImage {
         let pixels = (0..height)
@@ -298,11 +298,26 @@ mod tests {
 
     #[test]
     fn raw_formats_become_rgb() {
-        let gray = from_raw(PixelFormat::Gray8, 2, 1, &[10, 20]).unwrap();
+        let gray = from_raw(
+            PixelFormat::Gray8,
+            2,
+            1,
+            &[10, 20],
+            DEFAULT_MAX_IMAGE_PIXELS,
+        )
+        .unwrap();
         assert_eq!(gray.pixels, [10, 10, 10, 20, 20, 20]);
-        let rgba = from_raw(PixelFormat::Rgba8, 1, 1, &[1, 2, 3, 4]).unwrap();
+        let rgba = from_raw(
+            PixelFormat::Rgba8,
+            1,
+            1,
+            &[1, 2, 3, 4],
+            DEFAULT_MAX_IMAGE_PIXELS,
+        )
+        .unwrap();
         assert_eq!(rgba.pixels, [1, 2, 3]);
-        let err = from_raw(PixelFormat::Rgb8, 2, 2, &[0; 11]).unwrap_err();
+        let err =
+            from_raw(PixelFormat::Rgb8, 2, 2, &[0; 11], DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
         assert!(matches!(
             err,
             FrameError::RawLength {
@@ -311,7 +326,7 @@ mod tests {
                 ..
             }
         ));
-        let err = from_raw(PixelFormat::Rgb8, 0, 2, &[]).unwrap_err();
+        let err = from_raw(PixelFormat::Rgb8, 0, 2, &[], DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
         assert!(matches!(err, FrameError::ImageSize { .. }));
     }
 
@@ -325,13 +340,13 @@ mod tests {
         jpeg_encoder::Encoder::new(&mut jpeg, 90)
             .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
             .unwrap();
-        let whole = decode(&jpeg).unwrap();
+        let whole = decode(&jpeg, DEFAULT_MAX_IMAGE_PIXELS).unwrap();
         assert_eq!((whole.width, whole.height), (64, 48));
         // The entropy-coded data starts after the start-of-scan segment (FF DA, length).
         let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
         let scan = sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]));
         for cut in [scan + 1, (scan + jpeg.len()) / 2, jpeg.len() - 40] {
-            let err = decode(&jpeg[..cut]).unwrap_err();
+            let err = decode(&jpeg[..cut], DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
             assert!(
                 matches!(err, FrameError::Decode { format: "JPEG", .. }),
                 "cut at {cut} of {}: {err}",
@@ -341,17 +356,41 @@ mod tests {
     }
 
     #[test]
+    fn an_image_over_the_pixel_limit_is_refused_by_its_header() {
+        let pixels = vec![128; 40 * 30 * 3];
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 90)
+            .encode(&pixels, 40, 30, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        assert!(decode(&jpeg, 1200).is_ok());
+        let err = decode(&jpeg, 1199).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::ImageSize {
+                    width: 40,
+                    height: 30,
+                    max_pixels: 1199
+                }
+            ),
+            "{err}"
+        );
+        let err = from_raw(PixelFormat::Rgb8, 40, 30, &pixels, 1199).unwrap_err();
+        assert!(matches!(err, FrameError::ImageSize { .. }), "{err}");
+    }
+
+    #[test]
     fn unknown_and_damaged_encodings_are_named() {
         assert!(matches!(
-            decode(b"GIF89a..."),
+            decode(b"GIF89a...", DEFAULT_MAX_IMAGE_PIXELS),
             Err(FrameError::UnknownEncoding(_))
         ));
-        let err = decode(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).unwrap_err();
+        let err = decode(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16], DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
         assert!(
             matches!(err, FrameError::Decode { format: "JPEG", .. }),
             "{err}"
         );
-        let err = decode(b"\x89PNG\r\n\x1a\n\0\0").unwrap_err();
+        let err = decode(b"\x89PNG\r\n\x1a\n\0\0", DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
         assert!(
             matches!(err, FrameError::Decode { format: "PNG", .. }),
             "{err}"

@@ -141,11 +141,15 @@ impl InputSpec {
     ///
     /// # Errors
     /// [`FrameError`] naming what is wrong: the payload kind, the encoding, the size, the
-    /// shape, or a non-finite value.
-    pub fn prepare(&self, payload: &FramePayload) -> Result<Vec<f32>, FrameError> {
+    /// shape, an image of more than `max_image_pixels`, or a non-finite value.
+    pub fn prepare(
+        &self,
+        payload: &FramePayload,
+        max_image_pixels: usize,
+    ) -> Result<Vec<f32>, FrameError> {
         match (self, payload) {
             (InputSpec::Video(spec), FramePayload::Encoded(bytes)) => {
-                Ok(video_input(&decode(bytes)?, spec))
+                Ok(video_input(&decode(bytes, max_image_pixels)?, spec))
             }
             (
                 InputSpec::Video(spec),
@@ -156,7 +160,7 @@ impl InputSpec {
                     data,
                 },
             ) => Ok(video_input(
-                &from_raw(*format, *width, *height, data)?,
+                &from_raw(*format, *width, *height, data, max_image_pixels)?,
                 spec,
             )),
             (
@@ -264,6 +268,7 @@ pub struct PreparedFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_MAX_IMAGE_PIXELS;
 
     fn video() -> InputSpec {
         InputSpec::Video(VideoPreprocess::kinetics(4, 1))
@@ -276,7 +281,10 @@ mod tests {
             shape: vec![3, 4, 4],
             data: vec![0.5; 48],
         };
-        assert_eq!(spec.prepare(&ok).unwrap().len(), 48);
+        assert_eq!(
+            spec.prepare(&ok, DEFAULT_MAX_IMAGE_PIXELS).unwrap().len(),
+            48
+        );
         let cases = [
             (vec![3, 4, 4], vec![0.5; 47], "holds 48 values, got 47"),
             (vec![3, 8, 2], vec![0.5; 48], "expected shape [3, 4, 4]"),
@@ -284,17 +292,23 @@ mod tests {
         ];
         for (shape, data, message) in cases {
             let err = spec
-                .prepare(&FramePayload::Tensor { shape, data })
+                .prepare(
+                    &FramePayload::Tensor { shape, data },
+                    DEFAULT_MAX_IMAGE_PIXELS,
+                )
                 .unwrap_err();
             assert!(err.to_string().contains(message), "{err}");
         }
         let mut data = vec![0.5; 48];
         data[17] = f32::NAN;
         let err = spec
-            .prepare(&FramePayload::Tensor {
-                shape: vec![3, 4, 4],
-                data,
-            })
+            .prepare(
+                &FramePayload::Tensor {
+                    shape: vec![3, 4, 4],
+                    data,
+                },
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
             .unwrap_err();
         assert!(
             matches!(err, FrameError::NonFinite { index: 17, .. }),
@@ -305,7 +319,10 @@ mod tests {
     #[test]
     fn other_kinds_are_refused_by_name() {
         let err = video()
-            .prepare(&FramePayload::Features(vec![1.0; 4]))
+            .prepare(
+                &FramePayload::Features(vec![1.0; 4]),
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -313,11 +330,14 @@ mod tests {
              feature vector"
         );
         let err = video()
-            .prepare(&FramePayload::Skeleton {
-                persons: 1,
-                joints: 25,
-                data: vec![0.0; 75],
-            })
+            .prepare(
+                &FramePayload::Skeleton {
+                    persons: 1,
+                    joints: 25,
+                    data: vec![0.0; 75],
+                },
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
             .unwrap_err();
         assert!(matches!(
             err,
@@ -349,11 +369,14 @@ mod tests {
             })
             .collect();
         let frame = skeleton()
-            .prepare(&FramePayload::Skeleton {
-                persons: 1,
-                joints: 4,
-                data,
-            })
+            .prepare(
+                &FramePayload::Skeleton {
+                    persons: 1,
+                    joints: 4,
+                    data,
+                },
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
             .unwrap();
         assert_eq!(frame.len(), 3 * 4 * 2);
         // [c][v][p]: channel 1 of joint 2 of person 0, and person 1 all zero.
@@ -365,11 +388,14 @@ mod tests {
     fn skeleton_frames_are_checked() {
         let spec = skeleton();
         let prepare = |persons, joints, data: Vec<f32>| {
-            spec.prepare(&FramePayload::Skeleton {
-                persons,
-                joints,
-                data,
-            })
+            spec.prepare(
+                &FramePayload::Skeleton {
+                    persons,
+                    joints,
+                    data,
+                },
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
             .unwrap_err()
             .to_string()
         };
@@ -386,7 +412,10 @@ mod tests {
         bad[5] = f32::INFINITY;
         assert!(prepare(1, 4, bad).contains("value 5 is inf"));
         assert!(spec
-            .prepare(&FramePayload::Encoded(vec![0xFF, 0xD8]))
+            .prepare(
+                &FramePayload::Encoded(vec![0xFF, 0xD8]),
+                DEFAULT_MAX_IMAGE_PIXELS
+            )
             .unwrap_err()
             .to_string()
             .starts_with("this model takes skeleton joints"));

@@ -33,7 +33,10 @@ pub mod stream;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{BatchPolicy, EngineConfig, ModelConfig, SlotPolicy, Warmup, WeightsSource};
+pub use config::{
+    BatchPolicy, EngineConfig, ModelConfig, SlotPolicy, Warmup, WeightsSource,
+    DEFAULT_MAX_IMAGE_PIXELS,
+};
 pub use costream_continual::TemporalFill;
 pub use device::DeviceSpec;
 pub use engine::Engine;

@@ -68,6 +68,8 @@ pub struct ModelInfo {
     pub slots: SlotPolicy,
     /// Batching.
     pub batch: BatchPolicy,
+    /// The largest image a frame may carry, in pixels.
+    pub max_image_pixels: usize,
     /// Device memory of one stream's state once filled, in bytes (measured at warm-up; 0
     /// if the model was not warmed up).
     pub state_bytes_per_stream: usize,
@@ -116,6 +118,7 @@ impl<B: Backend> LoadedModel<B> {
             labels: Arc::new(labels),
             slots: config.slots,
             batch: config.batch,
+            max_image_pixels: config.max_image_pixels,
             state_bytes_per_stream: 0,
         };
         LoadedModel { network, info }

@@ -269,7 +269,7 @@ impl StreamHandle {
     /// # Errors
     /// [`SubmitError::Frame`] naming what is wrong; the stream is unaffected.
     pub fn prepare(&self, seq: u64, payload: &FramePayload) -> Result<PreparedFrame, SubmitError> {
-        match self.info.input.prepare(payload) {
+        match self.info.input.prepare(payload, self.info.max_image_pixels) {
             Ok(values) => Ok(PreparedFrame {
                 seq,
                 values,

@@ -67,6 +67,16 @@ pub struct Limits {
     pub max_stream_duration: Duration,
 }
 
+impl Limits {
+    /// The largest WebSocket message read at all: a larger one closes the connection (1009)
+    /// instead of being refused with `FRAME_TOO_LARGE`. Twice `max_frame_bytes` plus 1 MiB, so
+    /// that a message somewhat over the limit is refused and the stream goes on.
+    pub fn hard_message_cap(&self) -> usize {
+        const SLACK: usize = 1 << 20;
+        self.max_frame_bytes.saturating_mul(2).saturating_add(SLACK)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

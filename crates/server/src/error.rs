@@ -37,6 +37,8 @@ pub struct ProtocolError {
     pub message: String,
     /// The frame concerned, if any.
     pub seq: Option<u64>,
+    /// The close code that follows, or `None` if the connection stays open.
+    close: Option<u16>,
 }
 
 impl ProtocolError {
@@ -46,6 +48,7 @@ impl ProtocolError {
             code,
             message: message.into(),
             seq: None,
+            close: default_close(code),
         }
     }
 
@@ -55,31 +58,22 @@ impl ProtocolError {
             code,
             message: message.into(),
             seq: Some(seq),
+            close: default_close(code),
+        }
+    }
+
+    /// The same error, followed by closing the connection with `code` (a FRAME_TOO_LARGE
+    /// past the hard size cap, say, which is otherwise not fatal).
+    pub fn closing_with(self, code: u16) -> ProtocolError {
+        ProtocolError {
+            close: Some(code),
+            ..self
         }
     }
 
     /// The close code that follows this error, or `None` if the connection stays open.
     pub fn close_code(&self) -> Option<u16> {
-        match self.code {
-            ErrorCode::Unauthenticated | ErrorCode::MaxDuration | ErrorCode::IdleTimeout => {
-                Some(close::POLICY)
-            }
-            ErrorCode::ShuttingDown => Some(close::GOING_AWAY),
-            ErrorCode::Internal => Some(close::INTERNAL),
-            ErrorCode::Unspecified
-            | ErrorCode::BadMessage
-            | ErrorCode::UnexpectedMessage
-            | ErrorCode::UnknownModel
-            | ErrorCode::BadOptions
-            | ErrorCode::BadStreamId
-            | ErrorCode::Capacity
-            | ErrorCode::BadFrame
-            | ErrorCode::BadSeq
-            | ErrorCode::FrameTooLarge
-            | ErrorCode::RateLimited
-            | ErrorCode::QueueFull
-            | ErrorCode::QuotaExceeded => None,
-        }
+        self.close
     }
 
     /// The wire message.
@@ -90,6 +84,30 @@ impl ProtocolError {
             seq: self.seq,
             fatal: self.close_code().is_some(),
         }))
+    }
+}
+
+/// The close code that follows an error of `code`, unless the error says otherwise.
+fn default_close(code: ErrorCode) -> Option<u16> {
+    match code {
+        ErrorCode::Unauthenticated | ErrorCode::MaxDuration | ErrorCode::IdleTimeout => {
+            Some(close::POLICY)
+        }
+        ErrorCode::ShuttingDown => Some(close::GOING_AWAY),
+        ErrorCode::Internal => Some(close::INTERNAL),
+        ErrorCode::Unspecified
+        | ErrorCode::BadMessage
+        | ErrorCode::UnexpectedMessage
+        | ErrorCode::UnknownModel
+        | ErrorCode::BadOptions
+        | ErrorCode::BadStreamId
+        | ErrorCode::Capacity
+        | ErrorCode::BadFrame
+        | ErrorCode::BadSeq
+        | ErrorCode::FrameTooLarge
+        | ErrorCode::RateLimited
+        | ErrorCode::QueueFull
+        | ErrorCode::QuotaExceeded => None,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct ModelView {
     pub max_batch: usize,
     /// How long a ready frame waits for others to join its batch, in microseconds.
     pub max_wait_us: u64,
+    /// The largest image a frame may carry (encoded or raw), in pixels.
+    pub max_image_pixels: usize,
     /// Device memory of one stream's state, in bytes.
     pub state_bytes_per_stream: usize,
 }
@@ -82,6 +84,7 @@ impl ModelView {
             max_pending_frames: m.slots.max_pending_frames,
             max_batch: m.batch.max_batch,
             max_wait_us: u64::try_from(m.batch.max_wait.as_micros()).unwrap_or(u64::MAX),
+            max_image_pixels: m.max_image_pixels,
             state_bytes_per_stream: m.state_bytes_per_stream,
         }
     }

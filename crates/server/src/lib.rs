@@ -54,10 +54,6 @@ pub use app::{App, Lifecycle};
 pub use config::{Limits, QueuePolicy, ServerConfig};
 pub use store::{Store, StoreError};
 
-/// Room a WebSocket message may take beyond `max_frame_bytes` before the connection is
-/// closed (1009) instead of the frame being refused with `FRAME_TOO_LARGE`.
-const HARD_CAP_SLACK: usize = 1 << 20;
-
 /// The routes of a server sharing `app`.
 pub fn router(app: Arc<App>) -> Router {
     // The HTTP API needs a key when keys are configured; the WebSocket answers a missing key
@@ -132,12 +128,7 @@ async fn stream_socket(
         Err(e) => return e.into_response(),
     };
     let principal = auth::authenticate(&app.config.api_keys, &headers, &query);
-    let cap = app
-        .config
-        .limits
-        .max_frame_bytes
-        .saturating_mul(2)
-        .saturating_add(HARD_CAP_SLACK);
+    let cap = app.config.limits.hard_message_cap();
     ws.max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| session::serve(socket, app, principal))

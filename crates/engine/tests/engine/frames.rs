@@ -7,6 +7,7 @@ use costream_continual::TemporalFill;
 use costream_engine::{
     image::{from_raw, video_input},
     FrameError, FramePayload, OpenOptions, PixelFormat, StreamEvent, SubmitError,
+    DEFAULT_MAX_IMAGE_PIXELS,
 };
 
 /// A 48×40 RGB test card: smooth gradients (so JPEG keeps it close).
@@ -55,7 +56,10 @@ fn encoded_and_raw_images_are_preprocessed_as_the_model_says() {
         costream_engine::InputSpec::Video(spec) => spec.clone(),
         other => panic!("the tiny X3D takes {other:?}"),
     };
-    let expected = video_input(&from_raw(PixelFormat::Rgb8, w, h, &rgb).unwrap(), &spec);
+    let expected = video_input(
+        &from_raw(PixelFormat::Rgb8, w, h, &rgb, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
+        &spec,
+    );
     let rgba: Vec<u8> = rgb
         .chunks(3)
         .flat_map(|p| [p[0], p[1], p[2], 255])

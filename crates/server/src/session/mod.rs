@@ -62,12 +62,7 @@ pub(crate) async fn serve(
             connection.run(&mut incoming).await;
         }
         Err(e) => {
-            // Answer in the format of the client's first message, if it sends one at once.
-            if let Ok(Some(Ok(Message::Text(_)))) =
-                tokio::time::timeout(std::time::Duration::from_millis(200), incoming.next()).await
-            {
-                out.set_format(WireFormat::Json);
-            }
+            adopt_first_message_format(&mut incoming, &out).await;
             app.metrics.error(ErrorCode::Unauthenticated.as_str_name());
             let error = ProtocolError::new(ErrorCode::Unauthenticated, e.to_string());
             out.send(&error.to_message()).await;
@@ -89,6 +84,20 @@ pub(crate) async fn serve(
         while let Some(Ok(_)) = incoming.next().await {}
     })
     .await;
+}
+
+/// How long a connection refused at once (unauthenticated, or opened while the server
+/// drains) waits for the client's first message, to answer in its encoding.
+const FIRST_MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits up to [`FIRST_MESSAGE_WAIT`] for the client's first message and answers in its
+/// encoding from now on (protobuf when none comes); the message itself is not served.
+async fn adopt_first_message_format(incoming: &mut SplitStream<WebSocket>, out: &Outbox) {
+    if let Ok(Some(Ok(Message::Text(_)))) =
+        tokio::time::timeout(FIRST_MESSAGE_WAIT, incoming.next()).await
+    {
+        out.set_format(WireFormat::Json);
+    }
 }
 
 /// How long a closing connection waits for its last writes and the client's close frame.
@@ -123,6 +132,7 @@ impl Connection {
         let mut forwarder: Option<Forwarder> = None;
         let at_start = *self.lifecycle.borrow_and_update();
         if at_start != Lifecycle::Serving {
+            adopt_first_message_format(incoming, &self.out).await;
             self.fatal(ProtocolError::new(
                 ErrorCode::ShuttingDown,
                 "the server is draining",
@@ -170,6 +180,16 @@ impl Connection {
                         Some(Ok(Message::Binary(b))) => (b.to_vec(), WireFormat::Protobuf),
                         Some(Ok(Message::Text(t))) => (t.as_bytes().to_vec(), WireFormat::Json),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Err(e)) if is_past_size_cap(&e) => {
+                            let cap = self.app.config.limits.hard_message_cap();
+                            let error = ProtocolError::new(
+                                ErrorCode::FrameTooLarge,
+                                format!("a message exceeds the hard cap of {cap} bytes (twice max_frame_bytes plus 1 MiB); the stream's state is kept for resume"),
+                            ).closing_with(close::TOO_BIG);
+                            self.send_errors(vec![error]).await;
+                            self.save_and_close(forwarder, close::TOO_BIG, "message too big").await;
+                            return;
+                        }
                         Some(Ok(Message::Close(_)) | Err(_)) | None => {
                             self.save_and_close(forwarder, close::NORMAL, "").await;
                             return;
@@ -379,6 +399,18 @@ impl Connection {
         self.send_errors(errors).await;
         Next::Continue
     }
+}
+
+/// Whether a read failed because the message is larger than the socket reads at all.
+fn is_past_size_cap(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The kind of a client message, for logs.

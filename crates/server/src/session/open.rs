@@ -335,5 +335,6 @@ pub(crate) fn limits(app: &App, model: &ModelInfo) -> v1::Limits {
         idle_timeout_ms: ms(l.idle_timeout),
         max_duration_ms: ms(l.max_stream_duration),
         queue_policy: l.queue_policy.name().to_string(),
+        max_image_pixels: u64::try_from(model.max_image_pixels).unwrap_or(u64::MAX),
     }
 }
