@@ -605,3 +605,51 @@ async fn two_servers_sharing_postgres_hand_a_stream_over_bit_identically() {
         expected.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_stay_json_and_sigterm_exits_within_the_drain_and_closing_grace() {
+    let drain = Duration::from_secs(1);
+    let mut server = Server::start(
+        "json-logs",
+        &["--log-format", "json", "--drain-timeout", "1s"],
+    );
+    let mut client = Client::connect(&server, Format::Proto).await;
+    client.start("cox3d-tiny", Some("held"), scores()).await;
+    client
+        .send_tensor(0, 0, frame_values(1, 0, SIZE), SHAPE)
+        .await;
+    while !matches!(client.recv().await, Msg::Filling(_)) {}
+
+    // The stream stays open through the drain: the server saves it and exits soon after.
+    let signalled = Instant::now();
+    let terminated = std::thread::spawn(move || {
+        let clean = server.terminate(Duration::from_secs(60));
+        (clean, signalled.elapsed(), server)
+    });
+    let summary = loop {
+        match client.recv().await {
+            Msg::Summary(s) => break s,
+            Msg::GoAway(_) | Msg::Active(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(summary.reason, "disconnected");
+    assert!(client.try_recv(ANSWER_TIMEOUT).await.is_none());
+    assert_eq!(
+        u16::from(client.closed.clone().flatten().unwrap().code),
+        1001
+    );
+    let (clean, took, server) = terminated.join().unwrap();
+    assert!(clean, "the server exits cleanly");
+    // Slack for the store's last commit and a loaded machine.
+    let bound = drain + costream_server::CLOSING_GRACE + Duration::from_secs(3);
+    assert!(took < bound, "exit {took:?} after SIGTERM, bound {bound:?}");
+
+    let log = server.log();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(event.is_object(), "{line}");
+    }
+}

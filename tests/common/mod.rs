@@ -99,23 +99,36 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("the costream binary starts");
+        // Stdout joins the log (so a test sees the whole output); the address is announced
+        // on stdout with text logs, in the `serving` event with JSON logs.
         let stdout = child.stdout.take().unwrap();
         let (found, address) = std::sync::mpsc::channel();
+        let mut log_copy = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("costream listening on http://") {
                     let _ = found.send(a.to_string());
                 }
+                let _ = writeln!(log_copy, "{line}");
             }
         });
-        let address = address
-            .recv_timeout(Duration::from_secs(300))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not report its address; log:\n{}",
-                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-                )
-            });
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let address = loop {
+            if let Ok(address) = address.recv_timeout(Duration::from_millis(50)) {
+                break address;
+            }
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            if let Some(address) = log.lines().find_map(json_serving_address) {
+                break address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not report its address; log:\n{log}"
+            );
+        };
         Server {
             child: Some(child),
             address,
@@ -185,6 +198,13 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// The address in a JSON log line's `serving` event.
+fn json_serving_address(line: &str) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &event["fields"];
+    (fields["message"] == "serving").then(|| fields["address"].as_str().map(str::to_string))?
 }
 
 /// A blocking HTTP/1.1 GET (the suites need nothing more).

@@ -170,7 +170,7 @@ enum FamilyArg {
 }
 
 /// `--log-format` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -296,7 +296,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let app = Arc::new(App::new(Arc::new(engine), store, server_config));
         tracing::info!(%address, store = app.store.describe(), "serving");
-        println!("costream listening on http://{address}");
+        // Text logs are for people (and scripts reading stdout); JSON logs keep every line
+        // JSON: the address is in the `serving` event.
+        if args.log_format == LogFormat::Text {
+            println!("costream listening on http://{address}");
+        }
         costream_server::serve(listener, app, shutdown_signal())
             .await
             .map_err(|e| format!("server failed: {e}"))

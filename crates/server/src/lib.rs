@@ -182,12 +182,13 @@ async fn drain_after(app: Arc<App>, shutdown: impl Future<Output = ()>) {
     }
     app.lifecycle.send_replace(Lifecycle::Closing);
     // Connections save their streams and close; a stuck one is left to the runtime's end.
-    let _ = tokio::time::timeout(
-        timeout.max(Duration::from_secs(5)),
-        app.connections.all_closed(),
-    )
-    .await;
+    let _ = tokio::time::timeout(CLOSING_GRACE, app.connections.all_closed()).await;
 }
+
+/// How long connections have, after the drain timeout, to save their streams and close: the
+/// server exits at most this long after the drain timeout (plus the store's last commit), so
+/// an orchestrator's grace period must exceed the drain timeout by more than this.
+pub const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// Periodic upkeep, once a minute: deletes stored predictions and saved states past their
 /// retention. (Idle streams need nothing here: each device thread reaps its own.)
