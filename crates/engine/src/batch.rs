@@ -8,6 +8,16 @@
 use burn::prelude::*;
 use costream_continual::{State, StateError};
 
+/// Why a run on some rows of a batch failed.
+#[derive(Debug)]
+pub(crate) struct RowsFault {
+    /// What failed.
+    pub(crate) message: String,
+    /// Whether the stored rows are as before the run (the gather failed, or the run failed
+    /// on a gathered copy), so each stream's last good state can still be read.
+    pub(crate) intact: bool,
+}
+
 /// The batched state of a model's active streams.
 pub(crate) struct BatchState<B: Backend> {
     state: Option<State<B>>,
@@ -38,15 +48,50 @@ impl<B: Backend> BatchState<B> {
         }
     }
 
-    /// Removes row `row`; later rows move up by one.
-    pub(crate) fn remove(&mut self, row: usize) {
-        let Some(state) = &self.state else { return };
+    /// Removes row `row`; later rows move up by one. `injected` fails it as a test's fault.
+    ///
+    /// # Errors
+    /// A message when the rows cannot be copied; the state is then as it was.
+    pub(crate) fn remove(&mut self, row: usize, injected: bool) -> Result<(), String> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        if injected {
+            return Err("injected fault: removing a row fails".into());
+        }
         let keep: Vec<usize> = (0..state.rows()).filter(|&r| r != row).collect();
         self.state = if keep.is_empty() {
             None
         } else {
-            state.take_rows(&keep).ok()
+            Some(state.take_rows(&keep).map_err(|e| e.to_string())?)
         };
+        Ok(())
+    }
+
+    /// Removes row `row` by copying every other row on its own into a new state: the way
+    /// out when [`BatchState::remove`] failed.
+    ///
+    /// # Errors
+    /// A message when a row cannot be copied; the state is then as it was.
+    pub(crate) fn rebuild_without(&mut self, row: usize) -> Result<(), String> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let mut rebuilt: Option<State<B>> = None;
+        for r in (0..state.rows()).filter(|&r| r != row) {
+            let one = state.take_rows(&[r]).map_err(|e| e.to_string())?;
+            match &mut rebuilt {
+                None => rebuilt = Some(one),
+                Some(rebuilt) => rebuilt.append(one).map_err(|e| e.to_string())?,
+            }
+        }
+        self.state = rebuilt;
+        Ok(())
+    }
+
+    /// Forgets every row (their streams are ending).
+    pub(crate) fn clear(&mut self) {
+        self.state = None;
     }
 
     /// A copy of row `row`'s state.
@@ -71,26 +116,50 @@ impl<B: Backend> BatchState<B> {
         }
     }
 
+    /// Whether `rows` are every row in order, so that a run on them works in place.
+    pub(crate) fn in_place(&self, rows: &[usize]) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|state| rows.iter().copied().eq(0..state.rows()))
+    }
+
     /// Runs `f` on the state of `rows` (in that order): in place when they are all rows in
-    /// order, else on a gathered copy that is scattered back afterwards.
+    /// order, else on a gathered copy that is scattered back only if `f` succeeds.
+    /// `fail_gather` fails the gather as a test's fault.
     ///
     /// # Errors
-    /// [`StateError::Row`] for a row out of range or repeated.
+    /// [`RowsFault`] when the gather, `f` or the scatter fails, saying whether the stored
+    /// rows are still as before the run.
     pub(crate) fn with_rows<R>(
         &mut self,
         rows: &[usize],
-        f: impl FnOnce(&mut State<B>) -> R,
-    ) -> Result<R, StateError> {
-        let state = self
-            .state
-            .as_mut()
-            .ok_or(StateError::Row { row: 0, batch: 0 })?;
+        fail_gather: bool,
+        f: impl FnOnce(&mut State<B>) -> Result<R, String>,
+    ) -> Result<R, RowsFault> {
+        let intact = |message: String| RowsFault {
+            message,
+            intact: true,
+        };
+        let Some(state) = self.state.as_mut() else {
+            return Err(intact(format!("rows {rows:?} of an empty batch")));
+        };
         if rows.iter().copied().eq(0..state.rows()) {
-            return Ok(f(state));
+            return f(state).map_err(|message| RowsFault {
+                message,
+                intact: false,
+            });
         }
-        let mut part = state.take_rows(rows)?;
-        let out = f(&mut part);
-        state.put_rows(rows, part)?;
+        if fail_gather {
+            return Err(intact("injected fault: gathering the rows fails".into()));
+        }
+        let mut part = state
+            .take_rows(rows)
+            .map_err(|e: StateError| intact(e.to_string()))?;
+        let out = f(&mut part).map_err(intact)?;
+        // `put_rows` checks everything before it writes: on an error the rows are as before.
+        state
+            .put_rows(rows, part)
+            .map_err(|e| intact(e.to_string()))?;
         Ok(out)
     }
 }

@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{EngineConfig, ModelConfig};
 use crate::device::DeviceSpec;
 use crate::error::{EngineError, OpenError};
+use crate::fault::Faults;
 use crate::model::{LoadedModel, ModelInfo};
 use crate::stream::{OpenOptions, StreamHandle};
 use crate::worker::{Command, OpenIds, Opened, Worker};
@@ -26,6 +27,9 @@ use crate::worker::{Command, OpenIds, Opened, Worker};
 pub struct Engine {
     models: Vec<ServedModel>,
     devices: Vec<DeviceThread>,
+    /// Armed by [`Engine::inject_fault`].
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
 }
 
 /// Where the device thread's answer to an open arrives.
@@ -74,9 +78,12 @@ impl Engine {
             }
         }
         let ids: OpenIds = Arc::new(Mutex::new(HashSet::new()));
+        let faults = Arc::new(Faults::default());
         let mut engine = Engine {
             models: vec![],
             devices: vec![],
+            #[cfg(feature = "fault-injection")]
+            faults: faults.clone(),
         };
         let mut starting = vec![];
         for (spec, models) in by_device {
@@ -91,6 +98,7 @@ impl Engine {
                 models,
                 clock: clock.clone(),
                 ids: ids.clone(),
+                faults: faults.clone(),
                 commands: receiver,
                 ready,
             };
@@ -123,6 +131,13 @@ impl Engine {
             .models
             .sort_by_key(|m| order.get(m.info.name.as_str()).copied());
         Ok(engine)
+    }
+
+    /// Makes the device threads fail at `point` the next `times` times they get there (tests
+    /// of how failures are contained).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, point: crate::FaultPoint, times: usize) {
+        self.faults.arm(point, times);
     }
 
     /// The served models, in configuration order.
@@ -252,6 +267,7 @@ struct DeviceJob {
     models: Vec<ModelConfig>,
     clock: Arc<dyn Clock>,
     ids: OpenIds,
+    faults: Arc<Faults>,
     commands: flume::Receiver<Command>,
     ready: flume::Sender<Result<Vec<ModelInfo>, EngineError>>,
 }
@@ -327,6 +343,7 @@ impl DeviceJob {
         let DeviceJob {
             clock,
             ids,
+            faults,
             commands,
             ready,
             ..
@@ -335,7 +352,7 @@ impl DeviceJob {
             Ok(models) => {
                 let infos = models.iter().map(|m| m.info.clone()).collect();
                 if ready.send(Ok(infos)).is_ok() {
-                    Worker::new(device, models, clock, ids).run(commands);
+                    Worker::new(device, models, clock, ids, faults).run(commands);
                 }
             }
             Err(e) => {
@@ -408,10 +425,10 @@ fn warm_up<B: Backend>(model: &LoadedModel<B>, rows: usize, device: &B::Device) 
     state.size_bytes() / rows
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "the backend panicked while starting".into())
+        .unwrap_or_else(|| "the backend panicked".into())
 }

@@ -15,6 +15,7 @@
 //! - [`stream`]: stream options, events, counters, snapshots, and the caller's handle.
 //! - [`worker`]: the device thread: commands, ticks, batching policy.
 //! - [`engine`]: start-up, warm-up, opening streams, shutdown.
+//! - [`fault`]: failure injection for tests (feature `fault-injection`).
 //! - [`loadgen`]: N concurrent closed-loop streams, for benchmarks.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -24,6 +25,7 @@ pub mod config;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod fault;
 pub mod image;
 pub mod input;
 pub mod loadgen;
@@ -41,6 +43,7 @@ pub use costream_continual::TemporalFill;
 pub use device::DeviceSpec;
 pub use engine::Engine;
 pub use error::{EngineError, FrameError, OpenError, SubmitError};
+pub use fault::FaultPoint;
 pub use input::{FramePayload, InputSpec, PixelFormat, PreparedFrame};
 pub use model::{Family, ModelInfo};
 pub use stream::{

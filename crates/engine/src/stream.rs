@@ -53,6 +53,8 @@ pub enum EndReason {
     Shutdown,
     /// Its handle was dropped without ending it.
     Abandoned,
+    /// The engine failed while serving it (told by [`StreamEvent::Failed`] just before).
+    Fault,
 }
 
 /// Frame counts of a stream. Every accepted frame is eventually exactly one of predicted,
@@ -113,6 +115,14 @@ pub enum StreamEvent {
     },
     /// The answer to a reset: the stream starts afresh.
     Reset,
+    /// The engine failed on this stream (a step, or moving its state); [`StreamEvent::Ended`]
+    /// follows. Frames taken but not answered are counted dropped.
+    Failed {
+        /// What failed.
+        message: String,
+        /// The stream's last good state, to resume from, when it could be read.
+        snapshot: Option<StreamSnapshot>,
+    },
     /// The last event of a stream.
     Ended(StreamSummary),
 }
@@ -120,7 +130,10 @@ pub enum StreamEvent {
 impl StreamEvent {
     /// Whether this event answers one item the caller sent (so frees a pending place).
     fn answers_item(&self) -> bool {
-        !matches!(self, StreamEvent::Waiting { .. } | StreamEvent::Active)
+        !matches!(
+            self,
+            StreamEvent::Waiting { .. } | StreamEvent::Active | StreamEvent::Failed { .. }
+        )
     }
 }
 

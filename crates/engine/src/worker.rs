@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,9 +18,11 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use costream_continual::{State, TemporalFill};
 
-use crate::batch::BatchState;
+use crate::batch::{BatchState, RowsFault};
 use crate::clock::Clock;
+use crate::engine::panic_message;
 use crate::error::{EngineError, OpenError};
+use crate::fault::{FaultPoint, Faults};
 use crate::input::PreparedFrame;
 use crate::model::LoadedModel;
 use crate::slots::{Admission, Slots};
@@ -84,6 +87,7 @@ pub(crate) struct Worker<B: Backend> {
     models: Vec<ModelRuntime<B>>,
     clock: Arc<dyn Clock>,
     ids: OpenIds,
+    faults: Arc<Faults>,
     next_key: u64,
 }
 
@@ -118,6 +122,7 @@ impl<B: Backend> Worker<B> {
         models: Vec<LoadedModel<B>>,
         clock: Arc<dyn Clock>,
         ids: OpenIds,
+        faults: Arc<Faults>,
     ) -> Self {
         let models = models
             .into_iter()
@@ -133,6 +138,7 @@ impl<B: Backend> Worker<B> {
             models,
             clock,
             ids,
+            faults,
             next_key: 0,
         }
     }
@@ -290,11 +296,20 @@ impl<B: Backend> Worker<B> {
             .parked
             .take()
             .unwrap_or_else(|| rt.model.init_state(1, entry.fill, &self.device));
-        if let Err(e) = rt.batch.push(state) {
-            // A state built by this model always fits it; this is a bug, not bad input.
-            tracing::error!(stream = %entry.id, error = %e, "state does not fit the batch");
+        let pushed = if self.faults.fires(FaultPoint::Push) {
+            Err("injected fault: appending the state fails".to_string())
+        } else {
+            rt.batch.push(state.clone()).map_err(|e| e.to_string())
+        };
+        match pushed {
+            Ok(()) => self.emit(m, key, StreamEvent::Active),
+            // The stream has a slot but no row: it ends without touching the batch.
+            Err(e) => {
+                let snapshot = self.snapshot_of(m, key, &state);
+                let message = format!("the stream's state could not join its batch: {e}");
+                self.fail_stream(m, key, message, snapshot, false);
+            }
         }
-        self.emit(m, key, StreamEvent::Active);
     }
 
     /// Answers the commands at the head of every stream's queue, up to its next frame to
@@ -485,10 +500,21 @@ impl<B: Backend> Worker<B> {
         );
         let start = Instant::now();
         let model = &rt.model;
-        let outputs = match rt.batch.with_rows(&rows, |state| model.step(input, state)) {
+        let fail_gather = !rt.batch.in_place(&rows) && self.faults.fires(FaultPoint::Gather);
+        let fail_step = self.faults.fires(FaultPoint::Step);
+        // A backend reports a device failure by panicking: it ends this batch's streams, not
+        // the device thread.
+        let stepped_rows = rt.batch.with_rows(&rows, fail_gather, |state| {
+            catch_unwind(AssertUnwindSafe(|| {
+                assert!(!fail_step, "injected fault: the step panics");
+                model.step(input, state)
+            }))
+            .map_err(|panic| format!("the step failed: {}", panic_message(&panic)))
+        });
+        let outputs = match stepped_rows {
             Ok(outputs) => outputs,
-            Err(e) => {
-                tracing::error!(model = %model.info.name, error = %e, "batch rows out of range");
+            Err(fault) => {
+                self.fail_batch(m, &stepped, fault);
                 return;
             }
         };
@@ -551,11 +577,33 @@ impl<B: Backend> Worker<B> {
     /// Removes a stream: frees its row (promoting the first waiting stream), counts its
     /// queued frames as dropped, and sends its summary. Returns its id.
     fn remove_stream(&mut self, m: usize, key: u64, reason: EndReason) -> Option<String> {
+        self.end_stream(m, key, reason, true)
+    }
+
+    /// [`Worker::remove_stream`]; `in_batch` says whether its slot's row is in the batch (not
+    /// for a stream whose state failed to join it). A row that cannot be removed is cut out
+    /// by copying the others one by one; if even that fails, every other active stream of
+    /// the model fails too (the batch no longer matches the slots).
+    fn end_stream(
+        &mut self,
+        m: usize,
+        key: u64,
+        reason: EndReason,
+        in_batch: bool,
+    ) -> Option<String> {
         let rt = &mut self.models[m];
         let entry = rt.streams.remove(&key)?;
         let removal = rt.slots.remove(&key);
-        if let Some(row) = removal.as_ref().and_then(|r| r.row) {
-            rt.batch.remove(row);
+        let mut broken = None;
+        if let Some(row) = removal.as_ref().and_then(|r| r.row).filter(|_| in_batch) {
+            let injected = self.faults.fires(FaultPoint::Remove);
+            if let Err(e) = rt.batch.remove(row, injected) {
+                tracing::error!(model = %rt.model.info.name, stream = %entry.id, error = %e,
+                    "removing the stream's row failed; copying the other rows one by one");
+                if let Err(e) = rt.batch.rebuild_without(row) {
+                    broken = Some((row, e));
+                }
+            }
         }
         let mut dropped = 0;
         for item in entry.queue {
@@ -571,10 +619,102 @@ impl<B: Backend> Worker<B> {
             counts: entry.counters.read(),
         };
         let _ = entry.events.try_send(StreamEvent::Ended(summary));
-        if let Some(next) = removal.and_then(|r| r.promoted) {
+        let promoted = removal.and_then(|r| r.promoted);
+        if let Some((row, e)) = broken {
+            let message = format!("the model's batch could not be rearranged: {e}");
+            self.fail_active_streams(m, row, &message, promoted);
+        }
+        if let Some(next) = promoted {
             self.activate(m, next);
         }
         Some(entry.id)
+    }
+
+    /// Ends the streams of a batch whose step failed: each frame taken is counted dropped;
+    /// each stream's state before the step is kept for resume when the batch's rows are
+    /// intact (the failure happened on a gathered copy).
+    fn fail_batch(&mut self, m: usize, keys: &[u64], fault: RowsFault) {
+        tracing::error!(model = %self.models[m].model.info.name, streams = keys.len(),
+            intact = fault.intact, error = %fault.message, "a batch failed");
+        for &key in keys {
+            let rt = &self.models[m];
+            let Some(entry) = rt.streams.get(&key) else {
+                continue;
+            };
+            Counters::add(&entry.counters.dropped, 1);
+            let snapshot = if fault.intact {
+                self.snapshot(m, key).ok()
+            } else {
+                None
+            };
+            self.fail_stream(m, key, fault.message.clone(), snapshot, true);
+        }
+    }
+
+    /// Ends every active stream of model `m` but `spare` after its batch stopped matching its
+    /// slots (`removed_row` is still in the batch): each keeps the state its row holds when
+    /// it can be read; the batch starts empty.
+    fn fail_active_streams(
+        &mut self,
+        m: usize,
+        removed_row: usize,
+        message: &str,
+        spare: Option<u64>,
+    ) {
+        let active: Vec<u64> = self.models[m]
+            .slots
+            .active()
+            .iter()
+            .copied()
+            .filter(|&key| Some(key) != spare)
+            .collect();
+        let mut snapshots = Vec::with_capacity(active.len());
+        for &key in &active {
+            let rt = &self.models[m];
+            let state = rt
+                .slots
+                .row_of(&key)
+                .map(|row| if row >= removed_row { row + 1 } else { row })
+                .and_then(|row| rt.batch.take(row).ok());
+            snapshots.push(state.and_then(|state| self.snapshot_of(m, key, &state)));
+        }
+        self.models[m].batch.clear();
+        for (key, snapshot) in active.into_iter().zip(snapshots) {
+            self.fail_stream(m, key, message.to_string(), snapshot, false);
+        }
+    }
+
+    /// Tells a stream the engine failed on it and ends it (reason [`EndReason::Fault`]).
+    fn fail_stream(
+        &mut self,
+        m: usize,
+        key: u64,
+        message: String,
+        snapshot: Option<StreamSnapshot>,
+        in_batch: bool,
+    ) {
+        // Sent directly: a handle already gone must not end the stream as abandoned, which
+        // would remove a row it may not have.
+        if let Some(entry) = self.models[m].streams.get(&key) {
+            tracing::error!(stream = %entry.id, error = %message, resumable = snapshot.is_some(),
+                "the stream ends on an engine failure");
+            let _ = entry
+                .events
+                .try_send(StreamEvent::Failed { message, snapshot });
+        }
+        self.end_stream(m, key, EndReason::Fault, in_batch);
+    }
+
+    /// A snapshot of a stream with `state` as its state.
+    fn snapshot_of(&self, m: usize, key: u64, state: &State<B>) -> Option<StreamSnapshot> {
+        let rt = &self.models[m];
+        let entry = rt.streams.get(&key)?;
+        Some(StreamSnapshot {
+            model: rt.model.info.name.clone(),
+            last_seq: entry.last_seq,
+            source_frames: entry.source_frames,
+            state: state.snapshot(),
+        })
     }
 
     /// Sends an event to a stream; a stream whose handle is gone is ended.

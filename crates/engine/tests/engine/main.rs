@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod faults;
 mod frames;
 mod lifecycle;
 mod startup;

@@ -2,9 +2,9 @@
 //! and saving a stream's state (for `resume`) when its connection goes away.
 
 use costream_engine::StreamSummary;
-use costream_proto::v1::{self, server_message::Msg};
+use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 
-use super::stream::OpenStream;
+use super::stream::{Ended, OpenStream};
 use super::{open, Connection, Forwarder};
 use crate::error::{close, ProtocolError};
 use crate::store::now_ms;
@@ -66,30 +66,47 @@ impl Connection {
         forwarder: Option<Forwarder>,
         reason: Option<&str>,
     ) -> Option<OpenStream> {
-        let summary = match forwarder {
+        let ended = match forwarder {
             Some(task) => task.await.ok().flatten(),
             None => None,
         };
-        self.finish_with(summary, reason).await
+        self.finish_with(ended, reason).await
     }
 
     /// Sends the summary (the reason is the engine's unless `reason` overrides it) and
-    /// stores the stream's end.
+    /// stores the stream's end. A stream the engine ended on a failure is told `INTERNAL`
+    /// first, ends with reason `fault` whatever `reason` says, and has its last good state
+    /// (when the engine could read it) saved for `resume`.
     pub(super) async fn finish_with(
         &mut self,
-        summary: Option<StreamSummary>,
+        ended: Option<Ended>,
         reason: Option<&str>,
     ) -> Option<OpenStream> {
         let stream = self.stream.take()?;
-        let reason = reason.map_or_else(
-            || {
-                summary
-                    .as_ref()
-                    .map_or("shutdown", |s| end_reason(s))
-                    .to_string()
-            },
-            str::to_string,
-        );
+        let (summary, failure) = match ended {
+            Some(Ended { summary, failure }) => (Some(summary), failure),
+            None => (None, None),
+        };
+        let reason = match (&failure, reason) {
+            (Some(_), _) => "fault".to_string(),
+            (None, Some(reason)) => reason.to_string(),
+            (None, None) => summary.as_ref().map_or("shutdown", end_reason).to_string(),
+        };
+        if let Some(failure) = &failure {
+            let saved = if failure.snapshot.is_some() {
+                "its state before the failure is saved for resume"
+            } else {
+                "its state could not be saved"
+            };
+            let error = ProtocolError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the engine failed on this stream ({}); {saved}",
+                    failure.message
+                ),
+            );
+            self.send_errors(vec![error]).await;
+        }
         let counts = stream.counts.total(Some(&stream.handle));
         let summary_message = Msg::Summary(v1::Summary {
             stream_id: stream.id().to_string(),
@@ -110,6 +127,12 @@ impl Connection {
         {
             tracing::error!(stream = stream.id(), error = %e, "stream end not stored");
         }
+        // Behind the end in the store's queue, as when a connection drops.
+        if let Some(snapshot) = failure.and_then(|f| f.snapshot) {
+            if let Err(e) = self.app.store.park(open::parked(&stream, &snapshot)).await {
+                tracing::error!(stream = stream.id(), error = %e, "stream state not saved");
+            }
+        }
         Some(stream)
     }
 }
@@ -122,5 +145,6 @@ fn end_reason(summary: &StreamSummary) -> &'static str {
         EndReason::Idle => "idle",
         EndReason::Shutdown => "shutdown",
         EndReason::Abandoned => "abandoned",
+        EndReason::Fault => "fault",
     }
 }

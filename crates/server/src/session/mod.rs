@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket};
-use costream_engine::StreamSummary;
 use costream_proto::v1::{self, client_message, server_message::Msg, ErrorCode};
 use costream_proto::{decode_client, DecodeError, WireFormat};
 use futures_util::stream::SplitStream;
@@ -113,7 +112,7 @@ struct Connection {
 }
 
 /// The stream's forwarder task, which ends with the stream.
-type Forwarder = JoinHandle<Option<StreamSummary>>;
+type Forwarder = JoinHandle<Option<stream::Ended>>;
 
 /// How the connection loop goes on after a message.
 enum Next {
@@ -226,10 +225,16 @@ impl Connection {
                     self.out.close(close::POLICY, "max stream duration").await;
                     return;
                 }
-                summary = async { if let Some(f) = forwarder.as_mut() { f.await.ok().flatten() } else { std::future::pending().await } } => {
-                    // The stream ended: the client's `end`, the engine's idle reaping, or shutdown.
-                    drop(self.finish_with(summary, None).await);
-                    self.out.close(close::NORMAL, "stream ended").await;
+                ended = async { if let Some(f) = forwarder.as_mut() { f.await.ok().flatten() } else { std::future::pending().await } } => {
+                    // The stream ended: the client's `end`, the engine's idle reaping,
+                    // shutdown, or an engine failure.
+                    let failed = ended.as_ref().is_some_and(|e| e.failure.is_some());
+                    drop(self.finish_with(ended, None).await);
+                    if failed {
+                        self.out.close(close::INTERNAL, "engine failure").await;
+                    } else {
+                        self.out.close(close::NORMAL, "stream ended").await;
+                    }
                     return;
                 }
             }

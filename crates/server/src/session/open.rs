@@ -263,18 +263,23 @@ async fn replay(
 /// [`crate::store::Store::park`] once the stream has ended; `None` when it cannot be taken.
 pub(super) async fn snapshot(stream: &OpenStream) -> Option<ParkedStream> {
     match stream.handle.snapshot_async().await {
-        Ok(snapshot) => Some(ParkedStream {
-            stream_id: stream.id().to_string(),
-            model: snapshot.model.clone(),
-            options: serde_json::to_string(&stream.options)
-                .expect("options always serialise to JSON; this is a bug"),
-            snapshot: snapshot.to_bytes(),
-            parked_ms: now_ms(),
-        }),
+        Ok(snapshot) => Some(parked(stream, &snapshot)),
         Err(e) => {
             tracing::warn!(stream = stream.id(), error = %e, "stream state not saved");
             None
         }
+    }
+}
+
+/// The stream's `snapshot`, as the store parks it for `resume`.
+pub(super) fn parked(stream: &OpenStream, snapshot: &StreamSnapshot) -> ParkedStream {
+    ParkedStream {
+        stream_id: stream.id().to_string(),
+        model: snapshot.model.clone(),
+        options: serde_json::to_string(&stream.options)
+            .expect("options always serialise to JSON; this is a bug"),
+        snapshot: snapshot.to_bytes(),
+        parked_ms: now_ms(),
     }
 }
 

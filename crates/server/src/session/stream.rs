@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use costream_engine::{PreparedFrame, StreamEvent, StreamHandle, StreamSummary, SubmitError};
+use costream_engine::{
+    PreparedFrame, StreamEvent, StreamHandle, StreamSnapshot, StreamSummary, SubmitError,
+};
 use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -32,6 +34,24 @@ pub(super) enum Queued {
     Reset,
     /// `end`.
     End,
+}
+
+/// How the engine ended a stream, as its forwarder saw it.
+#[derive(Debug)]
+pub(super) struct Ended {
+    /// The engine's summary.
+    pub(super) summary: StreamSummary,
+    /// What failed, when the engine ended it on a failure.
+    pub(super) failure: Option<Failure>,
+}
+
+/// An engine failure that ended a stream.
+#[derive(Debug)]
+pub(super) struct Failure {
+    /// What failed.
+    pub(super) message: String,
+    /// The stream's last good state, to save for `resume`.
+    pub(super) snapshot: Option<StreamSnapshot>,
 }
 
 /// Sequence numbers, timestamps and arrival times of the frames handed to the engine, in
@@ -86,7 +106,7 @@ impl OpenStream {
         setup: StreamSetup,
         store: Store,
         out: Outbox,
-    ) -> (OpenStream, JoinHandle<Option<StreamSummary>>) {
+    ) -> (OpenStream, JoinHandle<Option<Ended>>) {
         let handle = Arc::new(handle);
         let mut admission = setup.admission;
         let phase = admission.list(&handle, now_ms(), setup.counts.clone());
@@ -245,9 +265,10 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    /// Runs until the stream's `Ended` event; returns its summary (`None` if the engine
-    /// stopped without one).
-    async fn run(self) -> Option<StreamSummary> {
+    /// Runs until the stream's `Ended` event; returns how it ended (`None` if the engine
+    /// stopped without a summary).
+    async fn run(self) -> Option<Ended> {
+        let mut failure = None;
         while let Some(event) = self.handle.recv_async().await {
             tracing::trace!(stream = self.handle.id(), ?event, "engine event");
             let reply = match event {
@@ -320,9 +341,13 @@ impl Forwarder {
                         .collect(),
                 }),
                 StreamEvent::Reset => Msg::Reset(v1::ResetDone {}),
+                StreamEvent::Failed { message, snapshot } => {
+                    failure = Some(Failure { message, snapshot });
+                    continue;
+                }
                 StreamEvent::Ended(summary) => {
                     self.answered.notify_one();
-                    return Some(summary);
+                    return Some(Ended { summary, failure });
                 }
             };
             self.answered.notify_one();
