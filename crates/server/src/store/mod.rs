@@ -80,7 +80,7 @@ pub struct StreamRecord {
     pub started_ms: i64,
     /// When it ended or disconnected, if it has.
     pub ended_ms: Option<i64>,
-    /// Why it ended (`client`, `idle`, `max_duration`, `shutdown`, `abandoned`, or
+    /// Why it ended (`client`, `idle`, `max_duration`, `shutdown`, `abandoned`, `fault`, or
     /// `disconnected` while its state waits for a resume).
     pub end_reason: Option<String>,
     /// Its frame counts when it ended or disconnected.
