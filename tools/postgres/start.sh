@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server for the tests (trust authentication, loopback only)
-# and prints its URL; `tools/postgres/start.sh DIR PORT`, stop with `pg_ctl -D DIR/data stop`.
+# and prints its URL; `tools/postgres/start.sh DIR PORT`; `tools/postgres/ctl.sh DIR PORT stop`
+# stops it (and `start` starts it again).
 # Uses Debian's postgresql package (apt-get install postgresql) or initdb on the PATH; as
 # root it runs the server as the `postgres` user.
 set -euo pipefail
@@ -22,6 +23,5 @@ rm -rf "$dir"
 mkdir -p "$dir"
 if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust >/dev/null
-as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+"$(dirname "$0")/ctl.sh" "$dir" "$port" start
 echo "postgres://postgres@127.0.0.1:$port/postgres"

@@ -107,7 +107,8 @@ fn default_close(code: ErrorCode) -> Option<u16> {
         | ErrorCode::FrameTooLarge
         | ErrorCode::RateLimited
         | ErrorCode::QueueFull
-        | ErrorCode::QuotaExceeded => None,
+        | ErrorCode::QuotaExceeded
+        | ErrorCode::NotStored => None,
     }
 }
 

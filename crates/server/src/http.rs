@@ -351,15 +351,18 @@ pub async fn live() -> &'static str {
     "ok"
 }
 
-/// `GET /health/ready`: 200 while accepting streams, 503 while draining.
+/// `GET /health/ready`: 200 while accepting streams; 503 while draining or while the
+/// prediction store fails to take writes (checked every second until it does again).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, description = "Accepting streams", body = String),
-              (status = 503, description = "Draining", body = String)))]
+    responses((status = 200, description = "Accepting streams: `ready`", body = String),
+              (status = 503, description = "`draining`, or `store failing` while the prediction store does not take writes", body = String)))]
 pub async fn ready(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
-    if app.serving() {
-        (StatusCode::OK, "ready")
-    } else {
+    if !app.serving() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if !app.store.healthy() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store failing")
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 

@@ -144,6 +144,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(maintain(app.clone()));
+    let store_watch = tokio::spawn(watch_store(app.clone()));
     let drained = drain_after(app.clone(), shutdown);
     // Answers are small writes right after small reads: without TCP_NODELAY, Nagle's
     // algorithm and the client's delayed ACK hold each answer until the next frame arrives.
@@ -156,6 +157,7 @@ pub async fn serve(
         .with_graceful_shutdown(drained)
         .await;
     maintenance.abort();
+    store_watch.abort();
     if let Err(e) = app.store.sync().await {
         tracing::error!(error = %e, "the prediction store did not confirm its last writes");
     }
@@ -189,6 +191,22 @@ async fn drain_after(app: Arc<App>, shutdown: impl Future<Output = ()>) {
 /// server exits at most this long after the drain timeout (plus the store's last commit), so
 /// an orchestrator's grace period must exceed the drain timeout by more than this.
 pub const CLOSING_GRACE: Duration = Duration::from_secs(2);
+
+/// Once a second while the prediction store fails (readiness fails meanwhile), tries a
+/// write of its own, so that readiness comes back when the database takes writes again
+/// even if no stream writes.
+async fn watch_store(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if !app.store.healthy() {
+            match app.store.probe().await {
+                Ok(()) => tracing::info!("the prediction store takes writes again"),
+                Err(e) => tracing::warn!(error = %e, "the prediction store still fails"),
+            }
+        }
+    }
+}
 
 /// Periodic upkeep, once a minute: deletes stored predictions and saved states past their
 /// retention. (Idle streams need nothing here: each device thread reaps its own.)

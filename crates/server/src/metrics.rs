@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use costream_proto::v1::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,6 +83,8 @@ pub struct ModelMetrics {
     step: Histogram,
     end_to_end: Histogram,
     batch_size: Histogram,
+    /// The `NOT_STORED` count of the errors family.
+    not_stored: Counter,
 }
 
 impl Default for Metrics {
@@ -178,6 +181,12 @@ impl Metrics {
             step: self.step.get_or_create(&label).clone(),
             end_to_end: self.end_to_end.get_or_create(&label).clone(),
             batch_size: self.batch_size.get_or_create(&label).clone(),
+            not_stored: self
+                .errors
+                .get_or_create(&ErrorLabel {
+                    code: ErrorCode::NotStored.as_str_name().to_string(),
+                })
+                .clone(),
         }
     }
 
@@ -253,6 +262,11 @@ impl ModelMetrics {
     /// Counts a dropped frame.
     pub fn dropped(&self) {
         self.dropped.inc();
+    }
+
+    /// Counts a `NOT_STORED` error (a prediction sent but not stored).
+    pub fn not_stored(&self) {
+        self.not_stored.inc();
     }
 
     /// Records the time from a frame's receipt to its answer.

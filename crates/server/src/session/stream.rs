@@ -293,7 +293,7 @@ impl Forwarder {
                         batch_size: u32::try_from(p.batch_size).unwrap_or(u32::MAX),
                         created_ms: now_ms(),
                     };
-                    let message = Msg::Prediction(v1::Prediction {
+                    let prediction = Msg::Prediction(v1::Prediction {
                         seq: p.seq,
                         pts,
                         top_k: wire::labels(&stored.top_k),
@@ -306,10 +306,23 @@ impl Forwarder {
                         compute_us: stored.compute_us,
                         batch_size: stored.batch_size,
                     });
+                    // Stored before it is sent: a client never holds a prediction the store
+                    // does not, unless told so right after it.
+                    let seq = stored.seq;
                     if let Err(e) = self.store.prediction(self.handle.id(), stored).await {
-                        tracing::error!(stream = self.handle.id(), error = %e, "prediction not stored");
+                        tracing::error!(stream = self.handle.id(), seq, error = %e, "prediction not stored");
+                        self.answered.notify_one();
+                        let _ = self.out.send(&message(prediction)).await;
+                        let error = ProtocolError::frame(
+                            ErrorCode::NotStored,
+                            seq,
+                            format!("the prediction for frame {seq} was not stored: {e}"),
+                        );
+                        self.metrics.not_stored();
+                        let _ = self.out.send(&error.to_message()).await;
+                        continue;
                     }
-                    message
+                    prediction
                 }
                 StreamEvent::Filling { seq } => {
                     let (pts, received) = self.arrival_of(seq);

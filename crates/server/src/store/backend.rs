@@ -1,16 +1,22 @@
 //! What a database does for the store, and the store thread that drives one: consecutive
-//! writes share a transaction, committed before any read and at the end of each batch.
+//! writes share a transaction, committed before any read and at the end of each batch. A
+//! write is answered only once its transaction has committed; when any write of a
+//! transaction fails (or its commit does), the whole transaction is rolled back, every write
+//! in it is answered with the error, and the store is unhealthy until a write succeeds again.
 
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use super::{ParkedStream, Request, StoredCounts, StoredPrediction, StreamRecord};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ParkedStream, Request, StoreError, StoredCounts, StoredPrediction, StreamRecord};
 
 /// Requests handled in one transaction at most.
 const BATCH: usize = 4096;
 
 /// A database's operations; errors are the database's messages.
 pub(super) trait Backend {
-    /// Runs `BEGIN` or `COMMIT`.
+    /// Runs `BEGIN`, `COMMIT` or `ROLLBACK`.
     fn execute(&mut self, sql: &str) -> Result<(), String>;
     /// Creates a stream's record; `false` if the id exists.
     fn claim(&mut self, record: &StreamRecord) -> Result<bool, String>;
@@ -50,12 +56,25 @@ pub(super) trait Backend {
         predictions_before_ms: i64,
         parked_before_ms: i64,
     ) -> Result<(usize, usize), String>;
+    /// Writes a row of its own (in the caller's transaction): whether the database takes
+    /// writes again.
+    fn probe(&mut self, now_ms: i64) -> Result<(), String>;
+    /// Connects again if the connection to the database was lost.
+    fn reconnect_if_lost(&mut self) -> Result<(), String>;
 }
 
-/// Handles requests until every handle is gone.
-pub(super) fn serve(mut db: impl Backend, mut queue: mpsc::Receiver<Request>) {
+/// Handles requests until every handle is gone; `healthy` follows the last transaction.
+pub(super) fn serve(
+    mut db: impl Backend,
+    mut queue: mpsc::Receiver<Request>,
+    healthy: Arc<AtomicBool>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut transaction = Transaction::default();
     while let Some(first) = queue.blocking_recv() {
+        if let Err(e) = db.reconnect_if_lost() {
+            tracing::warn!(error = %e, "prediction store: cannot reconnect to the database");
+        }
         batch.push(first);
         while batch.len() < BATCH {
             match queue.try_recv() {
@@ -63,38 +82,116 @@ pub(super) fn serve(mut db: impl Backend, mut queue: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let mut in_transaction = false;
         for request in batch.drain(..) {
-            let writes = matches!(
-                request,
-                Request::Claim(..)
-                    | Request::Reopen(_)
-                    | Request::End { .. }
-                    | Request::Prediction(..)
-                    | Request::Park(_)
-            );
-            if writes && !in_transaction {
-                in_transaction = logged("BEGIN", db.execute("BEGIN"));
-            } else if !writes && in_transaction {
-                logged("COMMIT", db.execute("COMMIT"));
-                in_transaction = false;
+            match request {
+                Request::Write(write, answer) => transaction.write(&mut db, write, answer),
+                read => {
+                    transaction.finish(&mut db, &healthy);
+                    handle_read(&mut db, read);
+                }
             }
-            handle(&mut db, request);
         }
-        if in_transaction {
-            logged("COMMIT", db.execute("COMMIT"));
-        }
+        transaction.finish(&mut db, &healthy);
     }
 }
 
-/// Logs a failed write; `true` if it succeeded.
-fn logged(what: &str, result: Result<(), String>) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(error = e, "prediction store: {what} failed");
-            false
+/// A write the store thread does inside a transaction.
+#[derive(Debug)]
+pub(super) enum Write {
+    /// Creates a stream's record (answered whether the id was new).
+    Claim(StreamRecord),
+    /// Marks a stream live again.
+    Reopen(String),
+    /// Records how a stream ended.
+    End {
+        stream_id: String,
+        ended_ms: i64,
+        reason: String,
+        counts: StoredCounts,
+    },
+    /// Stores a prediction.
+    Prediction(String, StoredPrediction),
+    /// Saves a disconnected stream's state.
+    Park(ParkedStream),
+    /// Writes the health row: answers whether the database takes writes.
+    Probe(i64),
+}
+
+/// Where a write's answer goes once its transaction ends: `Ok(true)` unless a claim found
+/// its id taken.
+pub(super) type Answer = Option<oneshot::Sender<Result<bool, StoreError>>>;
+
+/// The open transaction: the writes done in it and who waits for their answers.
+#[derive(Default)]
+struct Transaction {
+    open: bool,
+    /// The first failure; later writes of the transaction are not run.
+    failure: Option<String>,
+    answers: Vec<(Answer, bool)>,
+}
+
+impl Transaction {
+    fn write(&mut self, db: &mut impl Backend, write: Write, answer: Answer) {
+        if !self.open {
+            self.open = true;
+            if let Err(e) = db.execute("BEGIN") {
+                self.failure = Some(format!("BEGIN: {e}"));
+            }
         }
+        let (what, result) = match &write {
+            _ if self.failure.is_some() => ("skipped", Ok(true)),
+            Write::Claim(record) => ("claim", db.claim(record)),
+            Write::Reopen(stream_id) => ("reopen", db.reopen(stream_id).map(|()| true)),
+            Write::End {
+                stream_id,
+                ended_ms,
+                reason,
+                counts,
+            } => (
+                "end",
+                db.end(stream_id, *ended_ms, reason, *counts).map(|()| true),
+            ),
+            Write::Prediction(stream_id, p) => ("insert", db.insert(stream_id, p).map(|()| true)),
+            Write::Park(parked) => ("park", db.park(parked).map(|()| true)),
+            Write::Probe(now_ms) => ("probe", db.probe(*now_ms).map(|()| true)),
+        };
+        match result {
+            Ok(value) => self.answers.push((answer, value)),
+            Err(e) => {
+                self.failure = Some(format!("{what}: {e}"));
+                self.answers.push((answer, false));
+            }
+        }
+    }
+
+    /// Commits (or, after a failure, rolls back) and answers every write of the transaction.
+    fn finish(&mut self, db: &mut impl Backend, healthy: &AtomicBool) {
+        if !self.open {
+            return;
+        }
+        let failure = match self.failure.take() {
+            Some(failure) => Some(failure),
+            None => db.execute("COMMIT").err().map(|e| format!("COMMIT: {e}")),
+        };
+        if failure.is_some() {
+            // A failed statement or commit may leave the transaction open; end it either way.
+            let _ = db.execute("ROLLBACK");
+        }
+        healthy.store(failure.is_none(), Ordering::Relaxed);
+        if let Some(failure) = &failure {
+            tracing::error!(error = %failure, writes = self.answers.len(),
+                "prediction store: a transaction failed and was rolled back; its writes are lost");
+        }
+        for (answer, value) in self.answers.drain(..) {
+            if let Some(answer) = answer {
+                let result = match &failure {
+                    None => Ok(value),
+                    Some(failure) => Err(StoreError::Database(failure.clone())),
+                };
+                let _ = answer.send(result);
+            }
+        }
+        self.open = false;
     }
 }
 
@@ -103,29 +200,11 @@ fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn handle(db: &mut impl Backend, request: Request) {
-    let fault = super::StoreError::Database;
+fn handle_read(db: &mut impl Backend, request: Request) {
+    let fault = StoreError::Database;
     match request {
-        Request::Claim(record, reply) => {
-            let _ = reply.send(db.claim(&record).map_err(fault));
-        }
-        Request::Reopen(stream_id) => {
-            logged("reopen", db.reopen(&stream_id));
-        }
-        Request::End {
-            stream_id,
-            ended_ms,
-            reason,
-            counts,
-        } => {
-            logged("end", db.end(&stream_id, ended_ms, &reason, counts));
-        }
-        Request::Prediction(stream_id, p) => {
-            logged("insert", db.insert(&stream_id, &p));
-        }
-        Request::Park(parked) => {
-            logged("park", db.park(&parked));
-        }
+        // Writes go through the transaction.
+        Request::Write(..) => {}
         Request::TakeParked {
             stream_id,
             not_before_ms,
@@ -159,6 +238,10 @@ fn handle(db: &mut impl Backend, request: Request) {
         }
         Request::Sync(reply) => {
             let _ = reply.send(());
+        }
+        #[cfg(test)]
+        Request::Execute(sql, reply) => {
+            let _ = reply.send(db.execute(&sql).map_err(fault));
         }
     }
 }

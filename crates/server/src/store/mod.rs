@@ -1,6 +1,9 @@
 //! The prediction store: every prediction a stream produced, each stream's record, and the
 //! saved state of disconnected streams (for `resume`). Writes are queued to a store thread
-//! and committed in batches, off the streams' path; reads wait for earlier writes.
+//! and committed in batches; a prediction or a record is confirmed only once committed
+//! (the server sends nothing that claims a write before that), and reads wait for earlier
+//! writes. While writes fail the store is unhealthy (readiness fails); [`Store::probe`]
+//! tells when the database takes writes again (reconnecting to PostgreSQL if needed).
 //!
 //! # Layout
 //! - this file: the records and the [`Store`] handle (a queue of requests).
@@ -14,8 +17,13 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+use self::backend::{Answer, Write};
 
 /// Requests waiting for the store thread; writers wait when it falls this far behind.
 const QUEUE: usize = 65_536;
@@ -119,21 +127,8 @@ pub enum StoreError {
 /// What the store thread is asked to do, in order.
 #[derive(Debug)]
 enum Request {
-    /// Creates a stream's record; answers `false` if the id was ever used.
-    Claim(StreamRecord, oneshot::Sender<Result<bool, StoreError>>),
-    /// Marks a stream live again (after a resume).
-    Reopen(String),
-    /// Records how a stream ended.
-    End {
-        stream_id: String,
-        ended_ms: i64,
-        reason: String,
-        counts: StoredCounts,
-    },
-    /// Stores a prediction.
-    Prediction(String, StoredPrediction),
-    /// Saves a disconnected stream's state.
-    Park(ParkedStream),
+    /// A write, answered (if asked) once its transaction commits or fails.
+    Write(Write, Answer),
     /// Removes and returns a saved state, if saved at or after `not_before_ms`.
     TakeParked {
         stream_id: String,
@@ -162,6 +157,10 @@ enum Request {
     },
     /// Answers once every earlier request is committed.
     Sync(oneshot::Sender<()>),
+    /// Runs a statement outside any transaction (tests: `PRAGMA max_page_count` makes a
+    /// SQLite database full, as a full disk does).
+    #[cfg(test)]
+    Execute(String, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The handle to the store thread. Cloning it is cheap; the thread stops when every handle
@@ -170,6 +169,7 @@ enum Request {
 pub struct Store {
     requests: mpsc::Sender<Request>,
     description: String,
+    healthy: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -182,15 +182,41 @@ impl Store {
     /// cannot be opened or its tables created.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let (requests, queue) = mpsc::channel(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
         let description = if postgres::handles(url) {
-            postgres::start(url, queue)?
+            postgres::start(url, queue, healthy.clone())?
         } else {
-            sqlite::start(url, queue)?
+            sqlite::start(url, queue, healthy.clone())?
         };
         Ok(Store {
             requests,
             description,
+            healthy,
         })
+    }
+
+    /// Whether the last transaction committed (the database takes writes).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Writes a row of the store's own to learn whether the database takes writes again
+    /// (reconnecting first if the connection was lost); updates [`Store::healthy`].
+    ///
+    /// # Errors
+    /// [`StoreError`] when the write fails.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.write(Write::Probe(now_ms())).await.map(drop)
+    }
+
+    /// Queues a write and waits until its transaction has committed.
+    async fn write(&self, write: Write) -> Result<bool, StoreError> {
+        self.ask(|reply| Request::Write(write, Some(reply))).await
+    }
+
+    /// Queues a write without waiting (its failure is logged and makes the store unhealthy).
+    async fn write_later(&self, write: Write) -> Result<(), StoreError> {
+        self.send(Request::Write(write, None)).await
     }
 
     /// What the store is (for `/info` and logs), without credentials.
@@ -214,13 +240,14 @@ impl Store {
         answer.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Creates a stream's record. `Ok(false)` when a stream with this id exists or existed
-    /// (ids are never reused, so stored predictions stay unambiguous).
+    /// Creates a stream's record and waits until it is committed. `Ok(false)` when a stream
+    /// with this id exists or existed (ids are never reused, so stored predictions stay
+    /// unambiguous).
     ///
     /// # Errors
-    /// [`StoreError`] when the database fails.
+    /// [`StoreError`] when the database fails: the record does not exist.
     pub async fn claim(&self, record: StreamRecord) -> Result<bool, StoreError> {
-        self.ask(|reply| Request::Claim(record, reply)).await
+        self.write(Write::Claim(record)).await
     }
 
     /// Marks a resumed stream live again.
@@ -228,7 +255,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Stopped`].
     pub async fn reopen(&self, stream_id: &str) -> Result<(), StoreError> {
-        self.send(Request::Reopen(stream_id.to_string())).await
+        self.write_later(Write::Reopen(stream_id.to_string())).await
     }
 
     /// Records how a stream ended (or that it disconnected).
@@ -242,7 +269,7 @@ impl Store {
         reason: &str,
         counts: StoredCounts,
     ) -> Result<(), StoreError> {
-        self.send(Request::End {
+        self.write_later(Write::End {
             stream_id: stream_id.to_string(),
             ended_ms,
             reason: reason.to_string(),
@@ -251,25 +278,28 @@ impl Store {
         .await
     }
 
-    /// Queues a prediction for storage.
+    /// Stores a prediction and waits until it is committed (with the other writes queued
+    /// meanwhile).
     ///
     /// # Errors
-    /// [`StoreError::Stopped`].
+    /// [`StoreError`] when it could not be stored.
     pub async fn prediction(
         &self,
         stream_id: &str,
         prediction: StoredPrediction,
     ) -> Result<(), StoreError> {
-        self.send(Request::Prediction(stream_id.to_string(), prediction))
+        self.write(Write::Prediction(stream_id.to_string(), prediction))
             .await
+            .map(drop)
     }
 
-    /// Saves a disconnected stream's state (replacing an older one).
+    /// Saves a disconnected stream's state (replacing an older one) and waits until it is
+    /// committed.
     ///
     /// # Errors
-    /// [`StoreError::Stopped`].
+    /// [`StoreError`] when it could not be saved.
     pub async fn park(&self, parked: ParkedStream) -> Result<(), StoreError> {
-        self.send(Request::Park(parked)).await
+        self.write(Write::Park(parked)).await.map(drop)
     }
 
     /// Removes and returns a stream's saved state if it was saved at or after
@@ -346,6 +376,15 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Sync(reply)).await?;
         answer.await.map_err(|_| StoreError::Stopped)
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Runs `sql` on the store thread's connection, between transactions.
+    pub(crate) async fn execute_for_test(&self, sql: &str) -> Result<(), StoreError> {
+        self.ask(|reply| Request::Execute(sql.to_string(), reply))
+            .await
     }
 }
 
@@ -436,6 +475,96 @@ pub(super) mod tests {
             1,
             "recent kept"
         );
+    }
+
+    /// A SQLite database that fills up (as on a full disk) and frees again: every write is
+    /// confirmed only when committed, so exactly the confirmed predictions are stored; a
+    /// record is refused while full; the store is unhealthy until a probe write succeeds;
+    /// after a restart no id can be claimed again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_database_refuses_writes_visibly_and_recovers() {
+        let dir = std::env::temp_dir().join(format!("costream-store-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("store.sqlite3").display());
+        let store = Store::open(&url).unwrap();
+        assert!(store.claim(record("a")).await.unwrap());
+        let mut confirmed = vec![];
+        let big = |seq: u64| StoredPrediction {
+            top_k: vec![
+                StoredLabel {
+                    index: 0,
+                    label: "x".repeat(2000),
+                    score: 0.5,
+                };
+                4
+            ],
+            ..prediction(seq, 1)
+        };
+        for seq in 0..5 {
+            store.prediction("a", big(seq)).await.unwrap();
+            confirmed.push(seq);
+        }
+        assert!(store.healthy());
+
+        // Full: SQLite raises max_page_count to the current size at least.
+        store
+            .execute_for_test("PRAGMA max_page_count = 1")
+            .await
+            .unwrap();
+        let mut refused = 0;
+        for seq in 5..200 {
+            match store.prediction("a", big(seq)).await {
+                Ok(()) => confirmed.push(seq),
+                Err(StoreError::Database(message)) => {
+                    assert!(message.contains("full"), "{message}");
+                    refused += 1;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(refused > 0, "the database never filled");
+        assert!(!store.healthy(), "a failed write makes the store unhealthy");
+        // A record that needs a page of its own (a small one may fit in a page's free space).
+        let roomy = |id: &str| StreamRecord {
+            owner: "o".repeat(5000),
+            ..record(id)
+        };
+        assert!(
+            store.claim(roomy("b")).await.is_err(),
+            "no record while full"
+        );
+
+        // Freed: a probe succeeds, and writes are taken again.
+        store
+            .execute_for_test("PRAGMA max_page_count = 1073741823")
+            .await
+            .unwrap();
+        store.probe().await.unwrap();
+        assert!(store.healthy());
+        assert!(store.claim(roomy("b")).await.unwrap());
+        store.prediction("a", prediction(500, 1)).await.unwrap();
+        confirmed.push(500);
+
+        // Restarted: exactly the confirmed predictions, and no id claimed twice.
+        drop(store);
+        let store = Store::open(&url).unwrap();
+        let stored: Vec<u64> = store
+            .predictions("a", 0, u64::MAX, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.seq)
+            .collect();
+        assert_eq!(stored, confirmed);
+        for id in ["a", "b"] {
+            assert!(
+                !store.claim(record(id)).await.unwrap(),
+                "{id} claimed again"
+            );
+        }
+        assert!(store.claim(record("c")).await.unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The PostgreSQL backend against a real server: `COSTREAM_TEST_POSTGRES_URL` names

@@ -2,6 +2,8 @@
 //! saved on one resumes on another). One connection on the store thread.
 
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use postgres::{Client, NoTls, Statement};
 use tokio::sync::mpsc;
@@ -44,6 +46,10 @@ CREATE TABLE IF NOT EXISTS parked (
     snapshot  BYTEA NOT NULL,
     parked_ms BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS store_health (
+    id         INTEGER PRIMARY KEY,
+    checked_ms BIGINT NOT NULL
+);
 ";
 
 /// Serialises schema creation between servers starting at once (an advisory lock key).
@@ -56,7 +62,11 @@ pub(super) fn handles(url: &str) -> bool {
 
 /// Connects to the database `url` names, creates its tables, and starts the store thread on
 /// `queue`; returns a description without credentials.
-pub(super) fn start(url: &str, queue: mpsc::Receiver<Request>) -> Result<String, StoreError> {
+pub(super) fn start(
+    url: &str,
+    queue: mpsc::Receiver<Request>,
+    healthy: Arc<AtomicBool>,
+) -> Result<String, StoreError> {
     let config = postgres::Config::from_str(url)
         .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
     let description = describe(&config);
@@ -70,7 +80,7 @@ pub(super) fn start(url: &str, queue: mpsc::Receiver<Request>) -> Result<String,
         .spawn(move || match Postgres::connect(&url) {
             Ok(db) => {
                 let _ = ready.send(Ok(()));
-                super::backend::serve(db, queue);
+                super::backend::serve(db, queue, healthy);
             }
             Err(e) => {
                 let _ = ready.send(Err(StoreError::Database(format!(
@@ -99,7 +109,10 @@ fn describe(config: &postgres::Config) -> String {
 
 /// A PostgreSQL connection and its prepared statements.
 struct Postgres {
+    /// The database URL, to reconnect.
+    url: String,
     client: Client,
+    probe: Statement,
     claim: Statement,
     reopen: Statement,
     end: Statement,
@@ -129,6 +142,7 @@ impl Postgres {
         schema.commit().map_err(text)?;
         let mut prepare = |sql: &str| client.prepare(sql).map_err(text);
         Ok(Postgres {
+            probe: prepare(sql::PROBE)?,
             claim: prepare(sql::CLAIM)?,
             reopen: prepare(sql::REOPEN)?,
             end: prepare(sql::END)?,
@@ -137,6 +151,7 @@ impl Postgres {
             take_parked: prepare(sql::TAKE_PARKED)?,
             stream: prepare(sql::STREAM)?,
             predictions: prepare(sql::PREDICTIONS)?,
+            url: url.to_string(),
             client,
         })
     }
@@ -145,6 +160,21 @@ impl Postgres {
 impl Backend for Postgres {
     fn execute(&mut self, sql: &str) -> Result<(), String> {
         self.client.batch_execute(sql).map_err(text)
+    }
+
+    fn probe(&mut self, now_ms: i64) -> Result<(), String> {
+        self.client
+            .execute(&self.probe, &[&now_ms])
+            .map(drop)
+            .map_err(text)
+    }
+
+    fn reconnect_if_lost(&mut self) -> Result<(), String> {
+        if self.client.is_closed() {
+            *self = Postgres::connect(&self.url)?;
+            tracing::info!("prediction store: reconnected to the database");
+        }
+        Ok(())
     }
 
     fn claim(&mut self, r: &StreamRecord) -> Result<bool, String> {

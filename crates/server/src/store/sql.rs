@@ -47,6 +47,10 @@ pub(super) const PURGE_PREDICTIONS: &str = "DELETE FROM predictions WHERE create
 /// Deletes saved states older than a time.
 pub(super) const PURGE_PARKED: &str = "DELETE FROM parked WHERE parked_ms < $1";
 
+/// Writes the store's health row (a probe that the database takes writes).
+pub(super) const PROBE: &str = "INSERT INTO store_health (id, checked_ms) VALUES (1, $1)
+    ON CONFLICT (id) DO UPDATE SET checked_ms = excluded.checked_ms";
+
 /// A statement with SQLite's numbered parameters (`?N` binds by index, as `$N` does in
 /// PostgreSQL; SQLite's own `$N` would be a named parameter numbered by first use).
 pub(super) fn for_sqlite(sql: &str) -> String {

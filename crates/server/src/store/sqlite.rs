@@ -2,6 +2,8 @@
 //! thread.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension};
 use tokio::sync::mpsc;
@@ -44,11 +46,19 @@ CREATE TABLE IF NOT EXISTS parked (
     snapshot  BLOB NOT NULL,
     parked_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS store_health (
+    id         INTEGER PRIMARY KEY,
+    checked_ms INTEGER NOT NULL
+);
 ";
 
 /// Opens the database `url` names (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`),
 /// creates its tables, and starts the store thread on `queue`; returns a description.
-pub(super) fn start(url: &str, queue: mpsc::Receiver<Request>) -> Result<String, StoreError> {
+pub(super) fn start(
+    url: &str,
+    queue: mpsc::Receiver<Request>,
+    healthy: Arc<AtomicBool>,
+) -> Result<String, StoreError> {
     let (connection, description) = if url == "sqlite::memory:" {
         (
             Connection::open_in_memory(),
@@ -70,7 +80,7 @@ pub(super) fn start(url: &str, queue: mpsc::Receiver<Request>) -> Result<String,
         .map_err(fault)?;
     std::thread::Builder::new()
         .name("costream-store".into())
-        .spawn(move || super::backend::serve(Sqlite::new(connection), queue))
+        .spawn(move || super::backend::serve(Sqlite::new(connection), queue, healthy))
         .map_err(|e| StoreError::Database(format!("cannot start the store thread: {e}")))?;
     Ok(description)
 }
@@ -107,6 +117,18 @@ fn text(e: rusqlite::Error) -> String {
 impl Backend for Sqlite {
     fn execute(&mut self, sql: &str) -> Result<(), String> {
         self.db.execute_batch(sql).map_err(text)
+    }
+
+    fn probe(&mut self, now_ms: i64) -> Result<(), String> {
+        self.statement(sql::PROBE)
+            .and_then(|mut s| s.execute(params![now_ms]))
+            .map(drop)
+            .map_err(text)
+    }
+
+    /// The file stays open whatever fails.
+    fn reconnect_if_lost(&mut self) -> Result<(), String> {
+        Ok(())
     }
 
     fn claim(&mut self, r: &StreamRecord) -> Result<bool, String> {
