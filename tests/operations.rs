@@ -965,3 +965,46 @@ async fn a_client_that_stops_reading_holds_back_only_its_own_stream() {
         "every answered prediction is stored"
     );
 }
+
+/// `costream soak` at a small size (the full size is in BENCHMARKS.md): streams that drop
+/// their connections at random and resume, every frame accounted for, the store holding
+/// exactly the predictions received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_with_random_disconnects_accounts_for_every_frame() {
+    let server = Server::start("soak", &[]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_costream"))
+        .args(["soak", "--url", &server.ws_url(), "--model", "cox3d-tiny"])
+        .args(["--streams", "16", "--duration", "8s", "--fps", "8"])
+        .args([
+            "--disconnect-every",
+            "2s",
+            "--server-pid",
+            &server.pid().to_string(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("every frame is accounted for"), "{report}");
+    // | sent | predicted | filling | skipped | refused | dropped | unaccounted | resumes | not stored |
+    let row: Vec<u64> = report
+        .lines()
+        .find(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no totals row: {report}"))
+        .split('|')
+        .filter_map(|cell| cell.trim().parse().ok())
+        .collect();
+    assert_eq!(row.len(), 9, "{report}");
+    assert_eq!(
+        row[0],
+        row[1..6].iter().sum::<u64>(),
+        "the outcomes sum to the frames sent"
+    );
+    assert_eq!(row[6], 0, "unaccounted frames");
+    assert!(row[7] > 0, "no stream resumed: {report}");
+}

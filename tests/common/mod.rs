@@ -136,6 +136,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The WebSocket URL of the streaming endpoint.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/stream", self.address)

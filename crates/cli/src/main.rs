@@ -5,12 +5,15 @@
 //! - `costream bench`: concurrent fixed-rate streams against a server (see [`bench`]).
 //! - `costream stream`: a file or folder streamed to a server, answers printed (see
 //!   [`stream`]).
+//! - `costream soak`: many streams with random disconnects and resumes against a server,
+//!   then every frame accounted for and the store checked (see [`soak`]).
 //! - `costream synth`: a `.y4m` video of synthetic actions (see [`synth`]).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench;
 mod duration;
 mod serve;
+mod soak;
 mod stream;
 mod synth;
 
@@ -36,6 +39,10 @@ enum Command {
     /// Stream a folder of images, a video (y4m, MJPEG), a skeleton sequence (JSON, CSV) or
     /// features (npy, safetensors) to a server and print each frame's answer.
     Stream(Box<stream::StreamArgs>),
+    /// Soak a running server: many streams for a while, each dropping its connection at
+    /// random and resuming; then every frame accounted for and the stored predictions
+    /// checked against those received.
+    Soak(soak::SoakArgs),
     /// Write a video (.y4m) of synthetic actions, the classes the built-in model knows.
     Synth(synth::SynthArgs),
 }
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Stream(args) => stream::run(*args),
+        Command::Soak(args) => soak::run(args),
         Command::Synth(args) => synth::run(args),
     };
     match result {
