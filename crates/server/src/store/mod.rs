@@ -477,7 +477,8 @@ pub(super) mod tests {
         );
     }
 
-    /// A SQLite database that fills up (as on a full disk) and frees again: every write is
+    /// A SQLite database that fills up (as on a full disk), frees again, turns read-only and
+    /// writable again: every write is
     /// confirmed only when committed, so exactly the confirmed predictions are stored; a
     /// record is refused while full; the store is unhealthy until a probe write succeeds;
     /// after a restart no id can be claimed again.
@@ -545,6 +546,22 @@ pub(super) mod tests {
         assert!(store.claim(roomy("b")).await.unwrap());
         store.prediction("a", prediction(500, 1)).await.unwrap();
         confirmed.push(500);
+
+        // Read-only (as a disk remounted read-only): every write is refused, even a probe.
+        store
+            .execute_for_test("PRAGMA query_only = ON")
+            .await
+            .unwrap();
+        let err = store.prediction("a", prediction(501, 1)).await.unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        assert!(!store.healthy());
+        assert!(store.probe().await.is_err());
+        store
+            .execute_for_test("PRAGMA query_only = OFF")
+            .await
+            .unwrap();
+        store.probe().await.unwrap();
+        assert!(store.healthy());
 
         // Restarted: exactly the confirmed predictions, and no id claimed twice.
         drop(store);
