@@ -340,4 +340,9 @@ fn init_logs(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    // A panic the server contains (a decoder's, a backend's) is logged like everything else,
+    // not printed as a plain-text line between JSON ones.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "a thread panicked");
+    }));
 }

@@ -34,22 +34,35 @@ fn check_size(width: usize, height: usize, max_pixels: usize) -> Result<(), Fram
     Ok(())
 }
 
+/// A format's decoder: the file and the largest image it may hold, in pixels.
+type Decoder = fn(&[u8], usize) -> Result<RgbImage, FrameError>;
+
 /// Decodes a JPEG or PNG image (told apart by their signatures) to RGB.
 ///
 /// # Errors
 /// [`FrameError::UnknownEncoding`] for other bytes, [`FrameError::Decode`] for a damaged
 /// file, [`FrameError::ImageSize`] for an image of more than `max_pixels` (found in its
-/// header, before anything is decoded).
+/// header, before anything is decoded). A decoder that panics on a malformed file (zune-jpeg
+/// 0.5.15 indexes out of range on some, found by fuzzing) is a [`FrameError::Decode`] too.
 pub fn decode(bytes: &[u8], max_pixels: usize) -> Result<RgbImage, FrameError> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        decode_jpeg(bytes, max_pixels)
+    let (format, decoder): (&'static str, Decoder) = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        ("JPEG", decode_jpeg)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes, max_pixels)
+        ("PNG", decode_png)
     } else {
-        Err(FrameError::UnknownEncoding(
+        return Err(FrameError::UnknownEncoding(
             bytes.iter().take(8).copied().collect(),
-        ))
-    }
+        ));
+    };
+    std::panic::catch_unwind(|| decoder(bytes, max_pixels)).unwrap_or_else(|panic| {
+        Err(FrameError::Decode {
+            format,
+            message: format!(
+                "the decoder failed on this file: {}",
+                crate::engine::panic_message(&panic)
+            ),
+        })
+    })
 }
 
 fn decode_jpeg(bytes: &[u8], max_pixels: usize) -> Result<RgbImage, FrameError> {
@@ -377,6 +390,17 @@ mod tests {
         );
         let err = from_raw(PixelFormat::Rgb8, 40, 30, &pixels, 1199).unwrap_err();
         assert!(matches!(err, FrameError::ImageSize { .. }), "{err}");
+    }
+
+    /// A file on which zune-jpeg 0.5.15 panics (found by the `decode_frame` fuzz target).
+    #[test]
+    fn a_file_the_decoder_panics_on_is_a_decode_error() {
+        let file = include_bytes!("../../../fuzz/regressions/jpeg-idct-out-of-range.jpg");
+        let err = decode(file, DEFAULT_MAX_IMAGE_PIXELS).unwrap_err();
+        assert!(
+            matches!(err, FrameError::Decode { format: "JPEG", .. }),
+            "{err}"
+        );
     }
 
     #[test]
