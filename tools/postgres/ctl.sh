@@ -6,13 +6,8 @@ dir="$1"
 port="$2"
 action="$3"
 
-bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
-if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
-    bin="$(dirname "$(command -v pg_ctl)")"
-fi
-as_owner() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=tools/postgres/common.sh
+. "$(dirname "$0")/common.sh"
 
 case "$action" in
     stop) as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null ;;

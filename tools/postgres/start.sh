@@ -8,13 +8,8 @@ set -euo pipefail
 dir="${1:-/tmp/costream-postgres}"
 port="${2:-55432}"
 
-bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
-if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
-    bin="$(dirname "$(command -v initdb)")"
-fi
-as_owner() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=tools/postgres/common.sh
+. "$(dirname "$0")/common.sh"
 
 if [ -f "$dir/data/postmaster.pid" ]; then
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
