@@ -632,10 +632,16 @@ impl<B: Backend> Worker<B> {
 
     /// Ends the streams of a batch whose step failed: each frame taken is counted dropped;
     /// each stream's state before the step is kept for resume when the batch's rows are
-    /// intact (the failure happened on a gathered copy).
+    /// intact (the failure happened on a gathered copy). A failure in place concerns every
+    /// active stream of the model (`keys`).
     fn fail_batch(&mut self, m: usize, keys: &[u64], fault: RowsFault) {
         tracing::error!(model = %self.models[m].model.info.name, streams = keys.len(),
             intact = fault.intact, error = %fault.message, "a batch failed");
+        // A step that failed in place stepped every active row: the whole state is suspect
+        // (a backend may have stopped half-way), so it is dropped rather than rearranged.
+        if !fault.intact {
+            self.models[m].batch.clear();
+        }
         for &key in keys {
             let rt = &self.models[m];
             let Some(entry) = rt.streams.get(&key) else {
@@ -647,7 +653,7 @@ impl<B: Backend> Worker<B> {
             } else {
                 None
             };
-            self.fail_stream(m, key, fault.message.clone(), snapshot, true);
+            self.fail_stream(m, key, fault.message.clone(), snapshot, fault.intact);
         }
     }
 

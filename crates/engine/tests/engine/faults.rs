@@ -115,21 +115,47 @@ fn a_failed_step_or_gather_ends_its_stream_with_its_state_before_and_others_go_o
 #[test]
 fn a_step_failing_in_place_ends_its_streams_without_a_state_and_the_device_goes_on() {
     let reference = Reference::new();
-    let engine = start(vec![tiny_model("tiny")], None);
-    let alone = engine.open("tiny", OpenOptions::default()).unwrap();
-    stream_frames(&alone, 1, 0..4);
-    engine.inject_fault(FaultPoint::Step, 1);
-    alone.submit(4, &tensor(1, 4)).unwrap();
-    let (_, snapshot, summary) = failure(&alone);
-    assert!(
-        snapshot.is_none(),
-        "a state stepped in place is not a good state"
-    );
-    assert_eq!(summary.counts.dropped, 1);
+    // Two slots, both streams in one batch (stepped in place), a third stream waiting.
+    let mut config = tiny_model("tiny");
+    config.slots.capacity = 2;
+    config.batch.max_batch = 2;
+    // A step waits for both streams' frames (it runs as soon as both are ready).
+    config.batch.max_wait = std::time::Duration::from_secs(5);
+    let engine = start(vec![config], None);
+    let pair: Vec<StreamHandle> = (0..2)
+        .map(|_| engine.open("tiny", OpenOptions::default()).unwrap())
+        .collect();
+    let waiting = engine.open("tiny", OpenOptions::default()).unwrap();
+    assert!(matches!(next(&waiting), StreamEvent::Waiting { .. }));
+    for t in 0..4 {
+        for (stream, id) in pair.iter().zip(1..) {
+            stream.submit(t, &tensor(id, t)).unwrap();
+        }
+    }
+    for stream in &pair {
+        until_seq(stream, 3);
+    }
 
-    let fresh = engine.open("tiny", OpenOptions::default()).unwrap();
-    let got = stream_frames(&fresh, 3, 0..12);
-    assert_answers(&got, &expected(&reference, 3, 0..12), "a stream after");
+    engine.inject_fault(FaultPoint::Step, 1);
+    for (stream, id) in pair.iter().zip(1..) {
+        stream.submit(4, &tensor(id, 4)).unwrap();
+    }
+    for stream in &pair {
+        let (_, snapshot, summary) = failure(stream);
+        assert!(
+            snapshot.is_none(),
+            "a state stepped in place is not a good state"
+        );
+        assert_eq!(summary.counts.dropped, 1);
+    }
+
+    // The waiting stream gets a slot in the emptied batch and steps exactly.
+    let got = stream_frames(&waiting, 3, 0..12);
+    assert_answers(
+        &got,
+        &expected(&reference, 3, 0..12),
+        "the stream that waited",
+    );
 }
 
 #[test]
