@@ -301,9 +301,12 @@ impl StreamHandle {
     /// [`SubmitError::Backpressure`] with too many frames pending, [`SubmitError::Ended`],
     /// [`SubmitError::Busy`] when the engine's queue is full.
     pub fn submit_prepared(&self, frame: PreparedFrame) -> Result<(), SubmitError> {
-        self.send(Item::Frame(frame))?;
+        // Counted before it is sent: the device thread may answer it, or end the stream and
+        // read the counts for its summary, before `send` returns.
         Counters::add(&self.counters.frames_in, 1);
-        Ok(())
+        self.send(Item::Frame(frame)).inspect_err(|_| {
+            self.counters.frames_in.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Validates, preprocesses and queues one frame.
