@@ -8,6 +8,8 @@
 use burn::prelude::*;
 use costream_continual::{State, StateError};
 
+use crate::fault::{FaultPoint, Faults};
+
 /// Why a run on some rows of a batch failed.
 #[derive(Debug)]
 pub(crate) struct RowsFault {
@@ -48,15 +50,16 @@ impl<B: Backend> BatchState<B> {
         }
     }
 
-    /// Removes row `row`; later rows move up by one. `injected` fails it as a test's fault.
+    /// Removes row `row`; later rows move up by one. `faults` may fail it
+    /// ([`FaultPoint::Remove`]).
     ///
     /// # Errors
     /// A message when the rows cannot be copied; the state is then as it was.
-    pub(crate) fn remove(&mut self, row: usize, injected: bool) -> Result<(), String> {
+    pub(crate) fn remove(&mut self, row: usize, faults: &Faults) -> Result<(), String> {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        if injected {
+        if faults.fires(FaultPoint::Remove) {
             return Err("injected fault: removing a row fails".into());
         }
         let keep: Vec<usize> = (0..state.rows()).filter(|&r| r != row).collect();
@@ -116,16 +119,9 @@ impl<B: Backend> BatchState<B> {
         }
     }
 
-    /// Whether `rows` are every row in order, so that a run on them works in place.
-    pub(crate) fn in_place(&self, rows: &[usize]) -> bool {
-        self.state
-            .as_ref()
-            .is_some_and(|state| rows.iter().copied().eq(0..state.rows()))
-    }
-
     /// Runs `f` on the state of `rows` (in that order): in place when they are all rows in
-    /// order, else on a gathered copy that is scattered back only if `f` succeeds.
-    /// `fail_gather` fails the gather as a test's fault.
+    /// order, else on a gathered copy that is scattered back only if `f` succeeds. `faults`
+    /// may fail the gather ([`FaultPoint::Gather`]).
     ///
     /// # Errors
     /// [`RowsFault`] when the gather, `f` or the scatter fails, saying whether the stored
@@ -133,7 +129,7 @@ impl<B: Backend> BatchState<B> {
     pub(crate) fn with_rows<R>(
         &mut self,
         rows: &[usize],
-        fail_gather: bool,
+        faults: &Faults,
         f: impl FnOnce(&mut State<B>) -> Result<R, String>,
     ) -> Result<R, RowsFault> {
         let intact = |message: String| RowsFault {
@@ -149,7 +145,7 @@ impl<B: Backend> BatchState<B> {
                 intact: false,
             });
         }
-        if fail_gather {
+        if faults.fires(FaultPoint::Gather) {
             return Err(intact("injected fault: gathering the rows fails".into()));
         }
         let mut part = state

@@ -388,17 +388,19 @@ impl<B: Backend> Worker<B> {
     fn snapshot(&self, m: usize, key: u64) -> Result<StreamSnapshot, EngineError> {
         let rt = &self.models[m];
         let entry = rt.streams.get(&key).ok_or(EngineError::Stopped)?;
+        let taken;
         let state = match (rt.slots.row_of(&key), &entry.parked) {
-            (Some(row), _) => rt.batch.take(row)?.snapshot(),
-            (None, Some(parked)) => parked.snapshot(),
-            (None, None) => rt.model.init_state(1, entry.fill, &self.device).snapshot(),
+            (Some(row), _) => {
+                taken = rt.batch.take(row)?;
+                &taken
+            }
+            (None, Some(parked)) => parked,
+            (None, None) => {
+                taken = rt.model.init_state(1, entry.fill, &self.device);
+                &taken
+            }
         };
-        Ok(StreamSnapshot {
-            model: rt.model.info.name.clone(),
-            last_seq: entry.last_seq,
-            source_frames: entry.source_frames,
-            state,
-        })
+        self.snapshot_of(m, key, state).ok_or(EngineError::Stopped)
     }
 
     /// Rows of model `m` whose stream has a frame to step at the head of its queue, with
@@ -500,11 +502,10 @@ impl<B: Backend> Worker<B> {
         );
         let start = Instant::now();
         let model = &rt.model;
-        let fail_gather = !rt.batch.in_place(&rows) && self.faults.fires(FaultPoint::Gather);
         let fail_step = self.faults.fires(FaultPoint::Step);
         // A backend reports a device failure by panicking: it ends this batch's streams, not
         // the device thread.
-        let stepped_rows = rt.batch.with_rows(&rows, fail_gather, |state| {
+        let stepped_rows = rt.batch.with_rows(&rows, &self.faults, |state| {
             catch_unwind(AssertUnwindSafe(|| {
                 assert!(!fail_step, "injected fault: the step panics");
                 model.step(input, state)
@@ -596,8 +597,7 @@ impl<B: Backend> Worker<B> {
         let removal = rt.slots.remove(&key);
         let mut broken = None;
         if let Some(row) = removal.as_ref().and_then(|r| r.row).filter(|_| in_batch) {
-            let injected = self.faults.fires(FaultPoint::Remove);
-            if let Err(e) = rt.batch.remove(row, injected) {
+            if let Err(e) = rt.batch.remove(row, &self.faults) {
                 tracing::error!(model = %rt.model.info.name, stream = %entry.id, error = %e,
                     "removing the stream's row failed; copying the other rows one by one");
                 if let Err(e) = rt.batch.rebuild_without(row) {

@@ -270,6 +270,8 @@ impl Forwarder {
     async fn run(self) -> Option<Ended> {
         let mut failure = None;
         while let Some(event) = self.handle.recv_async().await {
+            // Sent right after the answer it names.
+            let mut not_stored = None;
             tracing::trace!(stream = self.handle.id(), ?event, "engine event");
             let reply = match event {
                 StreamEvent::Waiting { position } => Msg::Waiting(v1::Waiting {
@@ -311,16 +313,12 @@ impl Forwarder {
                     let seq = stored.seq;
                     if let Err(e) = self.store.prediction(self.handle.id(), stored).await {
                         tracing::error!(stream = self.handle.id(), seq, error = %e, "prediction not stored");
-                        self.answered.notify_one();
-                        let _ = self.out.send(&message(prediction)).await;
-                        let error = ProtocolError::frame(
+                        self.metrics.not_stored();
+                        not_stored = Some(ProtocolError::frame(
                             ErrorCode::NotStored,
                             seq,
                             format!("the prediction for frame {seq} was not stored: {e}"),
-                        );
-                        self.metrics.not_stored();
-                        let _ = self.out.send(&error.to_message()).await;
-                        continue;
+                        ));
                     }
                     prediction
                 }
@@ -366,6 +364,9 @@ impl Forwarder {
             self.answered.notify_one();
             // A client that went away still gets its predictions stored.
             let _ = self.out.send(&message(reply)).await;
+            if let Some(error) = not_stored {
+                let _ = self.out.send(&error.to_message()).await;
+            }
         }
         None
     }
