@@ -21,6 +21,7 @@ use crate::graph::GraphConv;
 use crate::graph_unit::GcnUnit;
 use crate::module::CoModule;
 use crate::norm::{BatchNorm, GroupNorm, LayerNorm};
+use crate::overlap::Overlap;
 use crate::per_frame::{Activation, Lambda, Linear};
 use crate::pool::CoPool;
 use crate::positional::RecyclingPositionalEncoding;
@@ -74,6 +75,8 @@ pub enum CoLayer<B: Backend> {
     PositionalEncoding(RecyclingPositionalEncoding<B>),
     /// RNN, GRU or LSTM layers.
     Recurrent(Recurrent<B>),
+    /// Each frame extended by the tail of the one before.
+    Overlap(Overlap<B>),
 }
 
 /// Calls `$body` with `$m` bound to the inner module of any variant.
@@ -99,6 +102,7 @@ macro_rules! dispatch {
             CoLayer::Transformer($m) => $body,
             CoLayer::PositionalEncoding($m) => $body,
             CoLayer::Recurrent($m) => $body,
+            CoLayer::Overlap($m) => $body,
         }
     };
 }
@@ -226,7 +230,8 @@ impl_from!(
     AttentionGcnUnit(AttentionGcnUnit),
     Transformer(TransformerEncoder),
     PositionalEncoding(RecyclingPositionalEncoding),
-    Recurrent(Recurrent)
+    Recurrent(Recurrent),
+    Overlap(Overlap)
 );
 
 /// Implements burn's `Module` for a container by delegating to its `Vec<CoLayer>` field; the

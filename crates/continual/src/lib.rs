@@ -9,7 +9,7 @@
 //! - [`state`], [`snapshot`]: per-stream state; take and put batch rows; byte snapshots.
 //! - [`module`]: the [`CoModule`] trait and clip/frame helpers. Layouts: clip `[B, C, T, H,
 //!   W]`, frame `[B, C, H, W]`.
-//! - [`conv`], [`pool`], [`delay`]: the temporal primitives.
+//! - [`conv`], [`pool`], [`delay`], [`overlap`]: the temporal primitives.
 //! - [`sequential`], [`broadcast`], [`layer`]: containers and the [`CoLayer`] enum.
 //! - [`per_frame`], [`norm`], [`flat_norm`], [`graph`], [`graph_unit`], [`adaptive_graph`],
 //!   [`spatial_attention`]: per-frame modules (linear, activations, norms, closures, skeleton
@@ -32,6 +32,7 @@ pub mod graph_unit;
 pub mod layer;
 pub mod module;
 pub mod norm;
+pub mod overlap;
 pub mod per_frame;
 pub mod pool;
 pub mod positional;
@@ -58,6 +59,7 @@ pub use module::{
     clip_frames, load_checkpoint, map_frames, save_checkpoint, stack_frames, CoModule,
 };
 pub use norm::{BatchNorm, BatchNormConfig, GroupNorm, LayerNorm, NormConfig};
+pub use overlap::Overlap;
 pub use per_frame::{Activation, ActivationKind, FrameOp, Lambda, Linear, LinearConfig};
 pub use pool::{CoPool, CoPoolConfig, PoolKind};
 pub use positional::{PositionalTable, RecyclingPositionalEncoding};

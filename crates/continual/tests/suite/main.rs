@@ -7,6 +7,7 @@
 mod batch_norm_training;
 mod fold_into_convs;
 mod graph_conv;
+mod overlap;
 mod per_frame;
 mod properties;
 mod save_weights;

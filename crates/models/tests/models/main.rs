@@ -4,6 +4,8 @@
 //! backend for itself.
 
 mod properties;
+mod resample_reference;
+mod silero_vad_reference;
 mod skeleton_reference;
 mod stgcn_properties;
 mod x3d_properties;
