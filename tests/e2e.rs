@@ -3,6 +3,7 @@
 //! because each test binary links the whole server and model stack again.
 //!
 //! - [`stream`]: streams equal the network run in-process, many at once, across a disconnect;
+//! - [`audio`]: voice activity on real recordings equals silero-vad's own model;
 //! - [`bad_input`]: every malformed or misplaced message gets its documented error;
 //! - [`operations`]: the HTTP API, limits, drain and restart, API keys, and (with
 //!   `--ignored postgres`) two servers sharing PostgreSQL;
@@ -11,6 +12,7 @@
 //! - [`browser`]: the live page in headless Chromium (`--ignored browser::`).
 
 mod accuracy;
+mod audio;
 mod bad_input;
 mod browser;
 mod client;

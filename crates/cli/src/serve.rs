@@ -31,26 +31,25 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "COSTREAM_CONFIG")]
     config: Option<PathBuf>,
 
-    /// Name of the served model (without --config).
-    #[arg(long, env = "COSTREAM_MODEL_NAME", default_value = "synthetic-actions")]
-    model_name: String,
+    /// Name of the served model (without --config; default: synthetic-actions, or silero-vad
+    /// for the vad family).
+    #[arg(long, env = "COSTREAM_MODEL_NAME")]
+    model_name: Option<String>,
 
-    /// Family of the served model (without --config): x3d (video) or stgcn (skeletons).
+    /// Family of the served model (without --config): x3d (video), stgcn (skeletons) or vad
+    /// (voice activity on 16 kHz audio).
     #[arg(long, env = "COSTREAM_MODEL_FAMILY", value_enum, default_value = "x3d")]
     model_family: FamilyArg,
 
     /// Variant of the served model (without --config). x3d: xs, s, m, l, tiny, tiny-nose or
-    /// synthetic-actions; stgcn: ntu60, ntu120 or kinetics, each also with -mod (CoST-GCN*,
-    /// a prediction every frame).
-    #[arg(
-        long,
-        env = "COSTREAM_MODEL_VARIANT",
-        default_value = "synthetic-actions"
-    )]
-    model_variant: String,
+    /// synthetic-actions (the default); stgcn: ntu60, ntu120 or kinetics, each also with -mod
+    /// (CoST-GCN*, a prediction every frame); vad: silero-16k (the default).
+    #[arg(long, env = "COSTREAM_MODEL_VARIANT")]
+    model_variant: Option<String>,
 
-    /// Weights of the served model: a checkpoint file, builtin (the model trained on synthetic
-    /// actions, compiled in) or random:SEED (without --config).
+    /// Weights of the served model: a checkpoint file, builtin (compiled in: x3d's model
+    /// trained on synthetic actions, vad's Silero VAD weights) or random:SEED (without
+    /// --config).
     #[arg(long, env = "COSTREAM_WEIGHTS", default_value = "builtin")]
     weights: String,
 
@@ -167,6 +166,8 @@ enum FamilyArg {
     X3d,
     /// ST-GCN skeleton models (variants ntu60, ntu120, kinetics, each also with -mod).
     Stgcn,
+    /// Voice activity detection on 16 kHz audio (variant silero-16k).
+    Vad,
 }
 
 /// `--log-format` values.
@@ -188,16 +189,28 @@ impl ServeArgs {
             .parse()
             .map_err(|e| format!("--weights: {e}"))?;
         let device: DeviceSpec = self.device.parse().map_err(|e| format!("--device: {e}"))?;
-        let family = match self.model_family {
-            FamilyArg::X3d => Family::X3d,
-            FamilyArg::Stgcn => Family::StGcn,
+        let (family, default_variant) = match self.model_family {
+            FamilyArg::X3d => (Family::X3d, Some("synthetic-actions")),
+            FamilyArg::Stgcn => (Family::StGcn, None),
+            FamilyArg::Vad => (Family::Vad, Some("silero-16k")),
         };
-        let mut model = ModelConfig::new(
-            self.model_name.clone(),
-            family,
-            self.model_variant.clone(),
-            weights,
-        );
+        let variant = match (&self.model_variant, default_variant) {
+            (Some(variant), _) => variant.clone(),
+            (None, Some(variant)) => variant.to_string(),
+            (None, None) => {
+                return Err(
+                    "--model-family stgcn needs --model-variant (ntu60, ntu120 or kinetics, \
+                     each also with -mod)"
+                        .into(),
+                )
+            }
+        };
+        let name = match (&self.model_name, family) {
+            (Some(name), _) => name.clone(),
+            (None, Family::Vad) => "silero-vad".to_string(),
+            (None, _) => "synthetic-actions".to_string(),
+        };
+        let mut model = ModelConfig::new(name, family, variant, weights);
         model.device = device;
         model.slots.capacity = self.capacity;
         model.slots.backlog = self.backlog;

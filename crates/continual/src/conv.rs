@@ -452,6 +452,17 @@ impl<B: Backend> CoConv<B> {
         let pointwise = one_by_one && ([sh, sw] == [1, 1] || subsample);
         if !pointwise {
             let spatial = self.spatial([kh, kw]);
+            if self.groups == 1 {
+                let (in_pass, after) = match activation {
+                    Some(ActivationKind::Relu) => (PointwiseActivation::Relu, None),
+                    other => (PointwiseActivation::Identity, other),
+                };
+                let small =
+                    flex_kernel::small_plane_conv(&frame, &kernel, bias.as_ref(), spatial, in_pass);
+                if let Some(output) = small {
+                    return activate_if(after, output);
+                }
+            }
             let phases = flex_kernel::conv2d(&frame, &kernel, bias.as_ref(), spatial, self.groups);
             return activate_if(
                 activation,

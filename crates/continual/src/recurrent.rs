@@ -13,6 +13,7 @@ use burn::tensor::activation;
 
 use crate::error::{ConfigError, WeightError};
 use crate::fill::TemporalFill;
+use crate::flex_kernel;
 use crate::module::CoModule;
 use crate::per_frame::eager;
 use crate::state::{contiguous, State};
@@ -159,12 +160,15 @@ impl<B: Backend> Recurrent<B> {
             }
             RecurrentKind::Lstm => {
                 let sum = projected + recurrent;
+                let c = c.expect("an LSTM step has a cell state: this is a bug");
+                if let Some((h, c)) = flex_kernel::lstm_update(&sum, &c) {
+                    return (h, Some(c));
+                }
                 let input = activation::sigmoid(gate(&sum, 0));
                 let forget = activation::sigmoid(gate(&sum, 1));
                 let candidate = gate(&sum, 2).tanh();
                 let output = activation::sigmoid(gate(&sum, 3));
-                let c = forget * c.expect("an LSTM step has a cell state: this is a bug")
-                    + input * candidate;
+                let c = forget * c + input * candidate;
                 (output * c.clone().tanh(), Some(c))
             }
         }

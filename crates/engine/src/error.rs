@@ -183,6 +183,25 @@ pub enum FrameError {
         /// Joints sent.
         found: usize,
     },
+    /// Audio at another sample rate than the model's.
+    #[error(
+        "audio at {found} Hz: this model takes {expected} Hz (resample first; `costream stream` \
+         does)"
+    )]
+    SampleRate {
+        /// The model's rate.
+        expected: u32,
+        /// The rate sent.
+        found: u32,
+    },
+    /// Audio of another length than one chunk.
+    #[error("{found} samples: a frame is one chunk of {expected} samples")]
+    Samples {
+        /// Samples per chunk.
+        expected: usize,
+        /// Samples sent.
+        found: usize,
+    },
     /// A NaN or infinite value.
     #[error("value {index} is {value}: inputs must be finite")]
     NonFinite {

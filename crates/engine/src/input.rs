@@ -78,6 +78,45 @@ pub enum FramePayload {
     },
     /// A feature vector.
     Features(Vec<f32>),
+    /// One chunk of mono audio.
+    Audio {
+        /// Samples per second.
+        sample_rate: u32,
+        /// The samples.
+        samples: AudioSamples,
+    },
+}
+
+/// Mono audio samples as clients send them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioSamples {
+    /// 16-bit signed PCM; a sample `s` is `s / 32768` (as torchaudio and soundfile read WAVs).
+    Pcm16(Vec<i16>),
+    /// Floats, nominally in [-1, 1] (not clipped; they must be finite).
+    Float(Vec<f32>),
+}
+
+impl AudioSamples {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            AudioSamples::Pcm16(s) => s.len(),
+            AudioSamples::Float(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples as floats.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            AudioSamples::Pcm16(s) => s.iter().map(|&v| f32::from(v) / 32768.0).collect(),
+            AudioSamples::Float(s) => s.clone(),
+        }
+    }
 }
 
 impl FramePayload {
@@ -89,11 +128,12 @@ impl FramePayload {
             FramePayload::Tensor { .. } => "a tensor",
             FramePayload::Skeleton { .. } => "skeleton joints",
             FramePayload::Features(_) => "a feature vector",
+            FramePayload::Audio { .. } => "audio",
         }
     }
 }
 
-/// What a model takes per frame.
+/// What a model takes per frame (or, for every kind, a tensor of the network's frame shape).
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputSpec {
     /// Video frames: images (encoded or raw) preprocessed as the spec says, or tensors of
@@ -109,6 +149,13 @@ pub enum InputSpec {
         /// Persons per frame.
         persons: usize,
     },
+    /// Mono audio, one chunk per frame, as network frames `[1, chunk, 1]`.
+    Audio {
+        /// Samples per second.
+        sample_rate: u32,
+        /// Samples per frame.
+        chunk: usize,
+    },
 }
 
 impl InputSpec {
@@ -121,6 +168,7 @@ impl InputSpec {
                 joints,
                 persons,
             } => [*channels, *joints, *persons],
+            InputSpec::Audio { chunk, .. } => [1, *chunk, 1],
         }
     }
 
@@ -131,6 +179,7 @@ impl InputSpec {
             InputSpec::Skeleton { .. } => {
                 "skeleton joints ([persons, joints, 3] values or [3, joints, persons] tensors)"
             }
+            InputSpec::Audio { .. } => "audio (one chunk of mono samples per frame)",
         }
     }
 
@@ -164,7 +213,7 @@ impl InputSpec {
                 spec,
             )),
             (
-                InputSpec::Video(_) | InputSpec::Skeleton { .. },
+                InputSpec::Video(_) | InputSpec::Skeleton { .. } | InputSpec::Audio { .. },
                 FramePayload::Tensor { shape, data },
             ) => {
                 check_values(shape, data, &self.frame_shape())?;
@@ -197,6 +246,29 @@ impl InputSpec {
                     });
                 }
                 Ok(skeleton_input(data, [*channels, *joints, *persons], *sent))
+            }
+            (
+                InputSpec::Audio { sample_rate, chunk },
+                FramePayload::Audio {
+                    sample_rate: sent_rate,
+                    samples,
+                },
+            ) => {
+                if sent_rate != sample_rate {
+                    return Err(FrameError::SampleRate {
+                        expected: *sample_rate,
+                        found: *sent_rate,
+                    });
+                }
+                if samples.len() != *chunk {
+                    return Err(FrameError::Samples {
+                        expected: *chunk,
+                        found: samples.len(),
+                    });
+                }
+                let values = samples.to_f32();
+                check_finite(&values)?;
+                Ok(values)
             }
             (_, other) => Err(FrameError::WrongKind {
                 expected: self.describe(),

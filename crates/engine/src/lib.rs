@@ -44,7 +44,7 @@ pub use device::DeviceSpec;
 pub use engine::Engine;
 pub use error::{EngineError, FrameError, OpenError, SubmitError};
 pub use fault::FaultPoint;
-pub use input::{FramePayload, InputSpec, PixelFormat, PreparedFrame};
+pub use input::{AudioSamples, FramePayload, InputSpec, PixelFormat, PreparedFrame};
 pub use model::{Family, ModelInfo};
 pub use stream::{
     EndReason, OpenOptions, Prediction, StreamCounts, StreamEvent, StreamHandle, StreamSnapshot,

@@ -11,6 +11,7 @@ use costream_continual::{
 use costream_models::stgcn::{
     build_stgcn, load_stgcn, SkeletonArchitecture, StGcnConfig, StGcnVariant,
 };
+use costream_models::vad::{self, build_silero_vad, load_silero_vad, SileroVadConfig};
 use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
 use costream_models::{builtin, kinetics400, ntu60, Labels};
 use serde::Deserialize;
@@ -32,6 +33,10 @@ pub enum Family {
     /// or `str-`, CoAGCN or CoS-TR (e.g. `str-ntu60-mod`).
     #[serde(rename = "stgcn")]
     StGcn,
+    /// Voice activity detection on 16 kHz audio, a chunk of 512 samples per frame (variant
+    /// `silero-16k`: Silero VAD, by default with the package's pretrained weights); each
+    /// answer is the chunk's speech probability.
+    Vad,
 }
 
 impl Family {
@@ -40,6 +45,7 @@ impl Family {
         match self {
             Family::X3d => "x3d",
             Family::StGcn => "stgcn",
+            Family::Vad => "vad",
         }
     }
 }
@@ -93,6 +99,7 @@ impl<B: Backend> LoadedModel<B> {
         match config.family {
             Family::X3d => load_x3d_model(config, device),
             Family::StGcn => load_stgcn_model(config, device),
+            Family::Vad => load_vad_model(config, device),
         }
     }
 
@@ -331,6 +338,55 @@ fn load_stgcn_model<B: Backend>(
         channels: stgcn.in_channels,
         joints: stgcn.graph.joints,
         persons: stgcn.persons,
+    };
+    Ok(LoadedModel::describe(config, network, input, 1, labels))
+}
+
+/// Silero VAD: one output, the chunk's speech probability (class `speech`).
+fn load_vad_model<B: Backend>(
+    config: &ModelConfig,
+    device: &B::Device,
+) -> Result<LoadedModel<B>, EngineError> {
+    let bad = |message: String| EngineError::Config {
+        model: config.name.clone(),
+        message,
+    };
+    let vad_config = match config.variant.as_str() {
+        "silero-16k" => SileroVadConfig::sixteen_khz(),
+        other => {
+            return Err(bad(format!(
+                "unknown vad variant `{other}`: expected silero-16k"
+            )))
+        }
+    };
+    if config.pool_window.is_some() {
+        return Err(bad(
+            "pool_window does not apply to vad: it has no pool".into()
+        ));
+    }
+    if config.num_classes.is_some_and(|n| n != 1) {
+        return Err(bad(
+            "a vad model has one output (the speech probability): num_classes must be 1".into(),
+        ));
+    }
+    let load_error = |message: String| EngineError::Load {
+        model: config.name.clone(),
+        message,
+    };
+    let network = match &config.weights {
+        WeightsSource::File(path) => load_silero_vad::<B>(&vad_config, path, device),
+        WeightsSource::Builtin => vad::builtin::load::<B>(device),
+        WeightsSource::Random { seed } => {
+            B::seed(device, *seed);
+            build_silero_vad::<B>(&vad_config, device)
+        }
+    }
+    .map_err(|e| load_error(e.to_string()))?;
+    let speech = Labels::new(vec![vad::builtin::LABEL.to_string()]);
+    let labels = labels(config, 1, Some(speech))?;
+    let input = InputSpec::Audio {
+        sample_rate: vad_config.sample_rate,
+        chunk: vad_config.chunk,
     };
     Ok(LoadedModel::describe(config, network, input, 1, labels))
 }

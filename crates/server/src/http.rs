@@ -8,7 +8,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use costream_engine::ModelInfo;
+use costream_engine::{InputSpec, ModelInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -38,6 +38,12 @@ pub struct ModelView {
     pub input: &'static str,
     /// The network's input frame shape `[C, H, W]`.
     pub frame_shape: [usize; 3],
+    /// Audio models: the samples per second a frame's audio must have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Audio models: the samples a frame must have (one chunk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_samples: Option<usize>,
     /// Source frames per model frame at training time.
     pub frame_stride: usize,
     /// Frames consumed before the first prediction.
@@ -74,6 +80,14 @@ impl ModelView {
             device: m.device.to_string(),
             input: m.input.describe(),
             frame_shape: m.input.frame_shape(),
+            sample_rate: match m.input {
+                InputSpec::Audio { sample_rate, .. } => Some(sample_rate),
+                _ => None,
+            },
+            chunk_samples: match m.input {
+                InputSpec::Audio { chunk, .. } => Some(chunk),
+                _ => None,
+            },
             frame_stride: m.frame_stride,
             delay: m.timing.delay,
             stride: m.timing.stride,

@@ -1,7 +1,10 @@
 //! Conversions between the wire messages (`costream_proto::v1`) and the engine's types:
 //! frame payloads in, predictions and summaries out.
 
-use costream_engine::{FramePayload, ModelInfo, PixelFormat, StreamCounts, TemporalFill};
+use costream_engine::{
+    AudioSamples, FramePayload, InputSpec, ModelInfo, PixelFormat, StreamCounts, TemporalFill,
+};
+use costream_models::vad::DetectorParams;
 use costream_proto::v1::{
     self, frame, server_message, Fill, LabelScore, ServerMessage, StreamOptions,
 };
@@ -10,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{StoredCounts, StoredLabel};
 
 /// A stream's options once defaults are applied and checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EffectiveOptions {
     /// Labels per prediction.
     pub top_k: u32,
@@ -20,6 +23,60 @@ pub struct EffectiveOptions {
     pub sample_stride: u32,
     /// Send every class's score.
     pub all_scores: bool,
+    /// Voice activity detection (voice activity models only).
+    #[serde(default)]
+    pub voice: Option<VoiceOptions>,
+}
+
+/// When a voice activity stream's speech starts and ends (silero-vad's `VADIterator`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VoiceOptions {
+    /// Probability at which speech starts.
+    pub threshold: f32,
+    /// Silence that ends speech, in milliseconds.
+    pub min_silence_ms: u32,
+    /// Padding added to starts and ends, in milliseconds.
+    pub speech_pad_ms: u32,
+}
+
+impl VoiceOptions {
+    /// The detector's parameters.
+    pub fn params(&self) -> DetectorParams {
+        DetectorParams {
+            threshold: f64::from(self.threshold),
+            min_silence_ms: self.min_silence_ms,
+            speech_pad_ms: self.speech_pad_ms,
+        }
+    }
+
+    /// The client's `vad_*` options with the package's defaults for those unset.
+    fn resolve(options: &StreamOptions) -> Result<VoiceOptions, String> {
+        let defaults = DetectorParams::default();
+        let threshold = options.vad_threshold.unwrap_or(defaults.threshold as f32);
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(format!(
+                "options.vad_threshold = {threshold}: use a probability between 0 and 1"
+            ));
+        }
+        const MAX_MS: u32 = 60_000;
+        let min_silence_ms = options
+            .vad_min_silence_ms
+            .unwrap_or(defaults.min_silence_ms);
+        let speech_pad_ms = options.vad_speech_pad_ms.unwrap_or(defaults.speech_pad_ms);
+        for (name, value) in [
+            ("vad_min_silence_ms", min_silence_ms),
+            ("vad_speech_pad_ms", speech_pad_ms),
+        ] {
+            if value > MAX_MS {
+                return Err(format!("options.{name} = {value} exceeds {MAX_MS}"));
+            }
+        }
+        Ok(VoiceOptions {
+            threshold,
+            min_silence_ms,
+            speech_pad_ms,
+        })
+    }
 }
 
 impl EffectiveOptions {
@@ -58,11 +115,29 @@ impl EffectiveOptions {
             Ok(Fill::Replicate) => true,
             Err(_) => return Err(format!("options.fill = {} is not a Fill", options.fill)),
         };
+        let voice = match model.input {
+            InputSpec::Audio { .. } => Some(VoiceOptions::resolve(options)?),
+            _ => {
+                let set = [
+                    ("vad_threshold", options.vad_threshold.is_some()),
+                    ("vad_min_silence_ms", options.vad_min_silence_ms.is_some()),
+                    ("vad_speech_pad_ms", options.vad_speech_pad_ms.is_some()),
+                ];
+                if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "options.{name} applies to voice activity models; `{}` is not one",
+                        model.name
+                    ));
+                }
+                None
+            }
+        };
         Ok(EffectiveOptions {
             top_k,
             replicate,
             sample_stride: options.sample_stride.max(1),
             all_scores: options.all_scores,
+            voice,
         })
     }
 
@@ -86,6 +161,9 @@ impl EffectiveOptions {
             } as i32,
             sample_stride: self.sample_stride,
             all_scores: self.all_scores,
+            vad_threshold: self.voice.map(|v| v.threshold),
+            vad_min_silence_ms: self.voice.map(|v| v.min_silence_ms),
+            vad_speech_pad_ms: self.voice.map(|v| v.speech_pad_ms),
         }
     }
 }
@@ -97,9 +175,10 @@ impl EffectiveOptions {
 pub fn payload(payload: Option<frame::Payload>) -> Result<FramePayload, String> {
     let to_usize = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
     match payload {
-        None => {
-            Err("the frame has no payload: set encoded, raw, tensor, skeleton or features".into())
-        }
+        None => Err(
+            "the frame has no payload: set encoded, raw, tensor, skeleton, features or audio"
+                .into(),
+        ),
         Some(frame::Payload::Encoded(bytes)) => Ok(FramePayload::Encoded(bytes)),
         Some(frame::Payload::Raw(raw)) => {
             let format = match v1::PixelFormat::try_from(raw.format) {
@@ -131,7 +210,35 @@ pub fn payload(payload: Option<frame::Payload>) -> Result<FramePayload, String> 
             data: s.data,
         }),
         Some(frame::Payload::Features(f)) => Ok(FramePayload::Features(f.values)),
+        Some(frame::Payload::Audio(audio)) => audio_payload(audio),
     }
+}
+
+/// The engine's audio payload: exactly one of `pcm16` (whole little-endian samples) and
+/// `samples`.
+fn audio_payload(audio: v1::Audio) -> Result<FramePayload, String> {
+    let samples = match (audio.pcm16.is_empty(), audio.samples.is_empty()) {
+        (false, false) => return Err("audio: set pcm16 or samples, not both".into()),
+        (true, true) => return Err("audio: no samples (set pcm16 or samples)".into()),
+        (false, true) if !audio.pcm16.len().is_multiple_of(2) => {
+            return Err(format!(
+                "audio.pcm16 has {} bytes: 16-bit samples take two bytes each",
+                audio.pcm16.len()
+            ))
+        }
+        (false, true) => AudioSamples::Pcm16(
+            audio
+                .pcm16
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        (true, false) => AudioSamples::Float(audio.samples),
+    };
+    Ok(FramePayload::Audio {
+        sample_rate: audio.sample_rate,
+        samples,
+    })
 }
 
 /// The best `k` classes of `scores`, best first.

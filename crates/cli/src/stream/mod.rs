@@ -2,10 +2,13 @@
 //! each frame's answer as a table or as JSON lines.
 //!
 //! Inputs ([`source`]): a folder of JPEG/PNG images, a y4m or MJPEG video, a skeleton sequence
-//! (JSON or CSV) or a feature array (npy or safetensors). Frames are sent as fast as the server
-//! answers (at most its pending limit unanswered) or at `--fps`; after the last one the stream
-//! is flushed when asked (`--flush`) and ended, and the server's summary is shown.
+//! (JSON or CSV), a feature array (npy or safetensors) or a WAV recording ([`audio`], for voice
+//! activity models). Frames are sent as fast as the server answers (at most its pending limit
+//! unanswered) or at `--fps`; after the last one the stream is flushed when asked (`--flush`)
+//! and ended, and the server's summary is shown. A recording's speech segments follow, as
+//! silero-vad's `get_speech_timestamps` finds them in the speech probabilities.
 
+mod audio;
 mod features;
 mod mjpeg;
 mod output;
@@ -18,9 +21,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use costream_models::vad::{speech_segments, SegmentParams};
 use costream_proto::v1::{
-    client_message, server_message::Msg, ClientMessage, Fill, Frame, ServerMessage, Start,
-    StreamOptions,
+    client_message, server_message::Msg, AudioInput, ClientMessage, Fill, Frame, ServerMessage,
+    Start, StreamOptions,
 };
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
@@ -39,8 +43,8 @@ const READ_AHEAD: usize = 8;
 /// Flags of `costream stream`.
 #[derive(Debug, Args)]
 pub(crate) struct StreamArgs {
-    /// A folder of images, or a .y4m, .mjpeg, .json/.csv (skeleton) or .npy/.safetensors
-    /// (features) file.
+    /// A folder of images, or a .y4m, .mjpeg, .json/.csv (skeleton), .npy/.safetensors
+    /// (features) or .wav (audio, any rate: resampled to the model's) file.
     input: PathBuf,
 
     /// What the input holds, when its extension does not tell.
@@ -63,9 +67,10 @@ pub(crate) struct StreamArgs {
     #[arg(long, env = "COSTREAM_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
 
-    /// Labels shown per prediction.
-    #[arg(long, default_value_t = 3)]
-    top_k: u32,
+    /// Labels shown per prediction (default: the server's, 5, or the model's classes if
+    /// fewer).
+    #[arg(long)]
+    top_k: Option<u32>,
 
     /// Fill the network's temporal padding with the first frame instead of zeros.
     #[arg(long)]
@@ -83,7 +88,9 @@ pub(crate) struct StreamArgs {
     #[arg(long)]
     tensor: Option<String>,
 
-    /// Output: a table for people or JSON lines (the protocol's JSON) for programs.
+    /// Output: a table for people or JSON lines (the protocol's JSON) for programs. After a
+    /// recording, its speech segments: lines on stderr with the table, one JSON line
+    /// `{"speechSegments": [{"start": sample, "end": sample}, …], "sampleRate": rate}` with JSON.
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
 
@@ -136,12 +143,15 @@ enum Phase {
 async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
     let mut socket = connect(&args).await?;
     let options = StreamOptions {
-        top_k: args.top_k,
+        // 0 leaves it to the server: its default, at most the model's classes.
+        top_k: args.top_k.unwrap_or(0),
         fill: if args.replicate {
             Fill::Replicate
         } else {
             Fill::Unspecified
         } as i32,
+        // A recording's segments are found in the speech probabilities: every score.
+        all_scores: kind == InputKind::Wav,
         ..StreamOptions::default()
     };
     send(
@@ -165,7 +175,15 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
         0 => usize::MAX,
         n => n.saturating_sub(64),
     };
-    let mut frames = source::open(&args.input, kind, args.tensor.as_deref(), max_raw_bytes)?;
+    let mut frames = source::open(
+        &args.input,
+        kind,
+        args.tensor.as_deref(),
+        max_raw_bytes,
+        ready.audio.as_ref(),
+    )?;
+    let audio_samples = frames.audio_samples;
+    let mut speech_probabilities = Vec::new();
     let window = match limits.max_pending_frames {
         0 => MAX_IN_FLIGHT,
         n => usize::try_from(n)
@@ -245,6 +263,9 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
                         phase = Phase::Ending;
                     }
                     Msg::Summary(summary) => break summary,
+                    Msg::Prediction(p) if audio_samples.is_some() => {
+                        speech_probabilities.push(p.scores.first().copied().unwrap_or_default());
+                    }
                     _ => {}
                 }
             }
@@ -284,10 +305,50 @@ async fn stream(args: StreamArgs, kind: InputKind) -> Result<(), String> {
         summary.rejected,
         started.elapsed().as_secs_f64()
     );
+    if let (Some(samples), Some(input)) = (audio_samples, &ready.audio) {
+        print_segments(args.format, &speech_probabilities, samples, input);
+    }
     if refused > 0 {
         return Err(format!("the server refused {refused} of {seq} frames"));
     }
     Ok(())
+}
+
+/// A recording's speech segments from its chunks' probabilities, with silero-vad's
+/// `get_speech_timestamps` defaults.
+fn print_segments(format: OutputFormat, probabilities: &[f32], samples: usize, input: &AudioInput) {
+    let segments = speech_segments(
+        probabilities,
+        samples as u64,
+        input.sample_rate,
+        input.chunk_samples as usize,
+        &SegmentParams::default(),
+    );
+    let rate = f64::from(input.sample_rate.max(1));
+    match format {
+        OutputFormat::Json => {
+            let list: Vec<_> = segments
+                .iter()
+                .map(|s| serde_json::json!({"start": s.start, "end": s.end}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"speechSegments": list, "sampleRate": input.sample_rate})
+            );
+        }
+        OutputFormat::Table => {
+            eprintln!("{} speech segments:", segments.len());
+            for s in &segments {
+                eprintln!(
+                    "  {:8.3} s – {:8.3} s  (samples {}–{})",
+                    s.start as f64 / rate,
+                    s.end as f64 / rate,
+                    s.start,
+                    s.end
+                );
+            }
+        }
+    }
 }
 
 /// The frame an answer is for.

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use costream_proto::v1::{server_message::Msg, LabelScore, ServerMessage};
+use costream_proto::v1::{server_message::Msg, LabelScore, ServerMessage, VoiceActivity};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,6 +108,17 @@ fn runners_up(top: &[LabelScore]) -> String {
         .join(", ")
 }
 
+/// A voice activity model's answer in words: where speech started or ended at this chunk,
+/// else whether the stream is in speech.
+fn voice_note(voice: &VoiceActivity) -> String {
+    match (voice.speech_start, voice.speech_end) {
+        (Some(at), _) => format!("speech starts (sample {at})"),
+        (_, Some(at)) => format!("speech ended (sample {at})"),
+        _ if voice.in_speech => "in speech".to_string(),
+        _ => String::new(),
+    }
+}
+
 /// A table row for the messages that concern frames.
 fn table_row(msg: &Msg, latency: Option<Duration>) -> Option<String> {
     let latency = latency.map_or(String::new(), |d| {
@@ -119,11 +130,15 @@ fn table_row(msg: &Msg, latency: Option<Duration>) -> Option<String> {
     match msg {
         Msg::Prediction(p) => {
             let best = p.top_k.first()?;
+            let next = match &p.voice {
+                Some(voice) => voice_note(voice),
+                None => runners_up(&p.top_k),
+            };
             Some(row(
                 p.seq.to_string(),
                 &best.label,
                 format!("{:.3}", best.score),
-                runners_up(&p.top_k),
+                next,
             ))
         }
         Msg::Filling(f) => Some(row(

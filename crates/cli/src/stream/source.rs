@@ -6,8 +6,9 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use costream_proto::v1::{frame::Payload, PixelFormat, RawImage};
+use costream_proto::v1::{frame::Payload, AudioInput, PixelFormat, RawImage};
 
+use super::audio::Recording;
 use super::features;
 use super::mjpeg::MjpegReader;
 use super::skeleton;
@@ -30,6 +31,8 @@ pub(crate) enum InputKind {
     Npy,
     /// A `.safetensors` feature tensor.
     Safetensors,
+    /// A `.wav` recording, for audio models.
+    Wav,
 }
 
 impl InputKind {
@@ -55,10 +58,12 @@ impl InputKind {
             "csv" => InputKind::SkeletonCsv,
             "npy" => InputKind::Npy,
             "safetensors" => InputKind::Safetensors,
+            "wav" => InputKind::Wav,
             _ => {
                 return Err(format!(
                     "cannot tell what {} holds from its extension: give a folder of images, a \
-                     .y4m, .mjpeg, .json or .csv skeleton, .npy or .safetensors file, or --kind",
+                     .y4m, .mjpeg, .json or .csv skeleton, .npy, .safetensors or .wav file, or \
+                     --kind",
                     path.display()
                 ))
             }
@@ -70,6 +75,8 @@ impl InputKind {
 pub(crate) struct Frames {
     /// How many frames, when known in advance.
     pub(crate) total: Option<usize>,
+    /// A recording's length in samples at the model's rate (`.wav` input).
+    pub(crate) audio_samples: Option<usize>,
     next: Box<dyn FnMut() -> Result<Option<Payload>, String> + Send>,
 }
 
@@ -96,21 +103,25 @@ impl Frames {
         let mut payloads = items.into_iter().map(payload);
         Frames {
             total,
+            audio_samples: None,
             next: Box::new(move || Ok(payloads.next())),
         }
     }
 }
 
 /// Opens `path` as `kind`. Video frames larger than `max_raw_bytes` as raw RGB are sent as
-/// JPEG instead; `tensor` names a safetensors file's tensor.
+/// JPEG instead; `tensor` names a safetensors file's tensor; `audio` is what an audio
+/// model's frames must be (from its `ready`).
 ///
 /// # Errors
-/// A message naming the file and what is wrong with it.
+/// A message naming the file and what is wrong with it, or a recording for a model that
+/// takes no audio.
 pub(crate) fn open(
     path: &Path,
     kind: InputKind,
     tensor: Option<&str>,
     max_raw_bytes: usize,
+    audio: Option<&AudioInput>,
 ) -> Result<Frames, String> {
     let named = |e: String| format!("{}: {e}", path.display());
     let read = || std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
@@ -131,6 +142,7 @@ pub(crate) fn open(
             let name = path.display().to_string();
             Frames {
                 total: Some(body / per_frame),
+                audio_samples: None,
                 next: Box::new(move || {
                     let rgb = reader.next_rgb().map_err(|e| format!("{name}: {e}"))?;
                     rgb.map(|rgb| rgb_payload(rgb, width, height, max_raw_bytes))
@@ -145,6 +157,7 @@ pub(crate) fn open(
             let name = path.display().to_string();
             Frames {
                 total: None,
+                audio_samples: None,
                 next: Box::new(move || {
                     Ok(reader
                         .next_frame()
@@ -171,6 +184,18 @@ pub(crate) fn open(
                 .into_frames(),
             Payload::Features,
         ),
+        InputKind::Wav => {
+            let input = audio.ok_or_else(|| {
+                format!(
+                    "{} is a recording, and the model takes no audio",
+                    path.display()
+                )
+            })?;
+            let recording = Recording::read(path, input.sample_rate)?;
+            let mut frames = Frames::from_items(recording.frames(input), |payload| payload);
+            frames.audio_samples = Some(recording.samples.len());
+            frames
+        }
     })
 }
 
@@ -202,6 +227,7 @@ fn images(folder: &Path) -> Result<Frames, String> {
     let mut files = files.into_iter();
     Ok(Frames {
         total,
+        audio_samples: None,
         next: Box::new(move || {
             files
                 .next()
@@ -268,7 +294,7 @@ mod tests {
         assert!(InputKind::of(&dir.join("none.y4m"))
             .unwrap_err()
             .contains("cannot read"));
-        let err = open(&dir, InputKind::Images, None, 0).unwrap_err();
+        let err = open(&dir, InputKind::Images, None, 0, None).unwrap_err();
         assert!(err.contains("holds no .jpg"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

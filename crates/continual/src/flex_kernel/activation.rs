@@ -36,7 +36,7 @@ impl Logistic {
 /// smaller or zero; above, ~2e38 instead of larger or infinite. Both saturate sigmoid and
 /// SiLU to the same values as the exact exponential. NaN stays NaN.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const LN_2_HIGH: f32 = 0.693_359_4;
     const LN_2_LOW: f32 = -2.121_944_4e-4;

@@ -11,8 +11,10 @@
 mod activation;
 mod conv2d;
 mod depthwise_step;
+mod lstm;
 mod phases;
 mod pointwise;
+mod small_plane;
 
 use std::any::{Any, TypeId};
 
@@ -23,8 +25,10 @@ use burn_flex::FlexTensor;
 pub(crate) use activation::{logistic, Logistic};
 pub(crate) use conv2d::conv2d;
 pub(crate) use depthwise_step::{depthwise_step, DepthwiseStep};
+pub(crate) use lstm::lstm_update;
 pub(crate) use phases::Spatial;
 pub(crate) use pointwise::{pointwise, PointwiseActivation};
+pub(crate) use small_plane::small_plane_conv;
 
 /// Whether `B`'s float tensors are flex tensors.
 pub(crate) fn is_flex<B: Backend>() -> bool {

@@ -15,7 +15,7 @@ pub struct EncoderLayer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SileroVadConfig {
     /// Samples per second the network was trained on.
-    pub sample_rate: usize,
+    pub sample_rate: u32,
     /// Samples per chunk (one step).
     pub chunk: usize,
     /// Samples of the previous chunk put in front of each chunk.
@@ -73,7 +73,7 @@ impl SileroVadConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |reason: String| Err(ConfigError::new("SileroVad", reason));
         let sizes = [
-            self.sample_rate,
+            self.sample_rate as usize,
             self.chunk,
             self.context,
             self.filter_length,

@@ -27,5 +27,6 @@ pub use build::build_silero_vad;
 pub use config::SileroVadConfig;
 pub use load::{load_silero_vad, load_silero_vad_weights};
 pub use segments::{
-    speech_segments, DetectorParams, Segment, SegmentParams, SpeechDetector, SpeechEvent,
+    speech_segments, DetectorParams, DetectorState, Segment, SegmentParams, SpeechDetector,
+    SpeechEvent,
 };

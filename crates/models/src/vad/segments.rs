@@ -34,6 +34,17 @@ pub enum SpeechEvent {
     End(u64),
 }
 
+/// Where a [`SpeechDetector`] stands: what a stream saves to continue detecting elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectorState {
+    /// Whether the stream is in speech.
+    pub in_speech: bool,
+    /// Where the silence that may end the current speech began (0: none).
+    pub silence_since: u64,
+    /// Samples seen.
+    pub position: u64,
+}
+
 /// One stream's `VADIterator`: fed each chunk's probability in order, it reports where speech
 /// starts and ends.
 #[derive(Debug, Clone)]
@@ -48,13 +59,32 @@ pub struct SpeechDetector {
 impl SpeechDetector {
     /// A detector for audio at `sample_rate`, silent so far.
     pub fn new(params: DetectorParams, sample_rate: u32) -> Self {
+        SpeechDetector::restore(params, sample_rate, DetectorState::default())
+    }
+
+    /// A detector that continues from `state`.
+    pub fn restore(params: DetectorParams, sample_rate: u32, state: DetectorState) -> Self {
         SpeechDetector {
             params,
             sample_rate,
-            triggered: false,
-            temp_end: 0,
-            current_sample: 0,
+            triggered: state.in_speech,
+            temp_end: state.silence_since,
+            current_sample: state.position,
         }
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> DetectorState {
+        DetectorState {
+            in_speech: self.triggered,
+            silence_since: self.temp_end,
+            position: self.current_sample,
+        }
+    }
+
+    /// Starts again at sample 0, silent.
+    pub fn reset(&mut self) {
+        *self = SpeechDetector::new(self.params, self.sample_rate);
     }
 
     /// Whether the stream is in speech now.
@@ -329,6 +359,21 @@ mod tests {
 
     fn seg(start: u64, end: u64) -> Segment {
         Segment { start, end }
+    }
+
+    #[test]
+    fn a_restored_detector_continues_where_the_state_was_taken() {
+        let probs = probabilities(40, |i| (5..15).contains(&i) || (20..30).contains(&i));
+        let mut whole = SpeechDetector::new(DetectorParams::default(), 16_000);
+        let all: Vec<_> = probs.iter().map(|&p| whole.push(p, 512)).collect();
+        for cut in [0, 7, 16, 18, 39] {
+            let mut first = SpeechDetector::new(DetectorParams::default(), 16_000);
+            let mut events: Vec<_> = probs[..cut].iter().map(|&p| first.push(p, 512)).collect();
+            let mut second =
+                SpeechDetector::restore(DetectorParams::default(), 16_000, first.state());
+            events.extend(probs[cut..].iter().map(|&p| second.push(p, 512)));
+            assert_eq!(events, all, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn speech_probabilities_segments_and_events_equal_the_packages_model() {
         .collect();
 
     let batched = step_batch(&network, &streams, config.chunk);
-    let rate = config.sample_rate as u32;
+    let rate = config.sample_rate;
     for (i, case) in cases.iter().enumerate() {
         let alone = step_batch(&network, &streams[i..=i], config.chunk);
         let expected = floats(&case.reference["probabilities"]);

@@ -16,6 +16,7 @@ mod intake;
 mod open;
 mod outbox;
 mod stream;
+mod voice;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use costream_engine::{ModelInfo, OpenOptions, StreamSnapshot};
+use costream_engine::{InputSpec, ModelInfo, OpenOptions, StreamSnapshot};
 use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 
 use super::intake::Intake;
 use super::outbox::Outbox;
 use super::stream::{OpenStream, StreamSetup};
+use super::voice::{SavedVoice, Voice};
 use super::Forwarder;
 use crate::app::App;
 use crate::auth::Principal;
@@ -17,6 +18,7 @@ use crate::error::ProtocolError;
 use crate::live::{Admission, ServerCounts};
 use crate::store::{now_ms, ParkedStream, StoreError, StreamRecord};
 use crate::wire::{self, message, EffectiveOptions};
+use serde::{Deserialize, Serialize};
 
 /// How a connection asks for its stream.
 pub(super) enum Request {
@@ -103,9 +105,10 @@ async fn start(
         receptive_field: u32::try_from(model.timing.receptive_field).unwrap_or(u32::MAX),
         limits: Some(limits(app, model)),
         options: Some(options.to_wire()),
+        audio: audio_input(model),
     });
     out.send(&message(ready)).await;
-    let setup = setup(app, &model.name, options, None, admission);
+    let setup = setup(app, model, options, None, admission);
     Ok(OpenStream::start(
         handle,
         setup,
@@ -156,15 +159,22 @@ async fn resume(
     let restored = StreamSnapshot::from_bytes(&parked.snapshot)
         .map_err(|e| e.to_string())
         .and_then(|s| {
-            let options: EffectiveOptions =
+            let saved: ParkedOptions =
                 serde_json::from_str(&parked.options).map_err(|e| e.to_string())?;
-            Ok((s, options))
+            Ok((s, saved))
         })
-        .and_then(|(s, options)| match app.engine.model(&parked.model) {
-            Some(model) => Ok((s, options, model)),
+        .and_then(|(s, saved)| match app.engine.model(&parked.model) {
+            Some(model) => Ok((s, saved, model)),
             None => Err(format!("model `{}` is no longer served", parked.model)),
         });
-    let (snapshot, options, model) = match restored {
+    let (
+        snapshot,
+        ParkedOptions {
+            options,
+            detector: saved_voice,
+        },
+        model,
+    ) = match restored {
         Ok(r) => r,
         Err(reason) => {
             state_lost(
@@ -207,9 +217,16 @@ async fn resume(
         replayed,
         limits: Some(limits(app, model)),
         options: Some(options.to_wire()),
+        audio: audio_input(model),
     });
     out.send(&message(resumed)).await;
-    let setup = setup(app, &model.name, options, state_last_seq, admission);
+    let setup = setup(
+        app,
+        model,
+        options,
+        Some((state_last_seq, saved_voice)),
+        admission,
+    );
     *setup
         .counts
         .base
@@ -253,6 +270,7 @@ async fn replay(
             queue_us: p.queue_us,
             compute_us: p.compute_us,
             batch_size: p.batch_size,
+            voice: None,
         });
         out.send(&message(prediction)).await;
     }
@@ -271,13 +289,27 @@ pub(super) async fn snapshot(stream: &OpenStream) -> Option<ParkedStream> {
     }
 }
 
+/// What a parked stream keeps besides the engine's state (JSON, the server's own format):
+/// its options and, for a voice activity model, where its detector stood. Rows saved before
+/// the detector existed are plain options.
+#[derive(Serialize, Deserialize)]
+struct ParkedOptions {
+    #[serde(flatten)]
+    options: EffectiveOptions,
+    #[serde(default)]
+    detector: Option<SavedVoice>,
+}
+
 /// The stream's `snapshot`, as the store parks it for `resume`.
 pub(super) fn parked(stream: &OpenStream, snapshot: &StreamSnapshot) -> ParkedStream {
     ParkedStream {
         stream_id: stream.id().to_string(),
         model: snapshot.model.clone(),
-        options: serde_json::to_string(&stream.options)
-            .expect("options always serialise to JSON; this is a bug"),
+        options: serde_json::to_string(&ParkedOptions {
+            options: stream.options,
+            detector: stream.voice.saved(),
+        })
+        .expect("options always serialise to JSON; this is a bug"),
         snapshot: snapshot.to_bytes(),
         parked_ms: now_ms(),
     }
@@ -310,14 +342,16 @@ fn store_fault(e: StoreError) -> ProtocolError {
 
 fn setup(
     app: &App,
-    model: &str,
+    model: &ModelInfo,
     options: EffectiveOptions,
-    last_seq: Option<u64>,
+    resumed: Option<(Option<u64>, Option<SavedVoice>)>,
     admission: Admission,
 ) -> StreamSetup {
     let limits = &app.config.limits;
     let now = Instant::now();
+    let (last_seq, saved_voice) = resumed.unwrap_or((None, None));
     StreamSetup {
+        voice: Voice::new(model, &options, saved_voice),
         options,
         intake: Intake::new(last_seq, limits.max_frames_per_second, now),
         counts: Arc::new(ServerCounts::default()),
@@ -325,7 +359,18 @@ fn setup(
         policy: limits.queue_policy,
         max_queued: limits.max_queued_frames,
         admission,
-        metrics: app.metrics.model(model),
+        metrics: app.metrics.model(&model.name),
+    }
+}
+
+/// What an audio model's frames must be, as the wire shows it; `None` for other models.
+fn audio_input(model: &ModelInfo) -> Option<v1::AudioInput> {
+    match model.input {
+        InputSpec::Audio { sample_rate, chunk } => Some(v1::AudioInput {
+            sample_rate,
+            chunk_samples: u32::try_from(chunk).unwrap_or(u32::MAX),
+        }),
+        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::intake::Intake;
 use super::outbox::Outbox;
+use super::voice::Voice;
 use crate::config::QueuePolicy;
 use crate::error::{submit_error, ProtocolError};
 use crate::live::{Admission, Phase, ServerCounts};
@@ -77,6 +78,8 @@ pub(super) struct OpenStream {
     pub(super) answered: Arc<Notify>,
     /// The model's metrics.
     pub(super) metrics: ModelMetrics,
+    /// Voice activity (voice activity models), fed by the forwarder.
+    pub(super) voice: Voice,
     queue: VecDeque<Queued>,
     timestamps: Timestamps,
     policy: QueuePolicy,
@@ -89,6 +92,7 @@ pub(super) struct OpenStream {
 #[derive(Debug)]
 pub(super) struct StreamSetup {
     pub(super) options: EffectiveOptions,
+    pub(super) voice: Voice,
     pub(super) intake: Intake,
     pub(super) counts: Arc<ServerCounts>,
     pub(super) deadline: Option<Instant>,
@@ -121,6 +125,7 @@ impl OpenStream {
             answered: answered.clone(),
             phase,
             metrics: setup.metrics.clone(),
+            voice: setup.voice.clone(),
         };
         let task = tokio::spawn(forwarder.run());
         let stream = OpenStream {
@@ -132,6 +137,7 @@ impl OpenStream {
             ending: false,
             answered,
             metrics: setup.metrics,
+            voice: setup.voice,
             queue: VecDeque::new(),
             timestamps,
             policy: setup.policy,
@@ -262,6 +268,7 @@ struct Forwarder {
     answered: Arc<Notify>,
     phase: Arc<AtomicU8>,
     metrics: ModelMetrics,
+    voice: Voice,
 }
 
 impl Forwarder {
@@ -295,6 +302,7 @@ impl Forwarder {
                         batch_size: u32::try_from(p.batch_size).unwrap_or(u32::MAX),
                         created_ms: now_ms(),
                     };
+                    let voice = self.voice.push(&p.scores);
                     let prediction = Msg::Prediction(v1::Prediction {
                         seq: p.seq,
                         pts,
@@ -307,6 +315,7 @@ impl Forwarder {
                         queue_us: stored.queue_us,
                         compute_us: stored.compute_us,
                         batch_size: stored.batch_size,
+                        voice,
                     });
                     // Stored before it is sent: a client never holds a prediction the store
                     // does not, unless told so right after it.
@@ -334,24 +343,30 @@ impl Forwarder {
                     self.metrics.answered(received.elapsed());
                     Msg::Skipped(v1::Skipped { seq, pts })
                 }
-                StreamEvent::Flushed { predictions } => Msg::Flushed(v1::Flushed {
-                    predictions: predictions
-                        .into_iter()
-                        .map(|scores| v1::FlushedPrediction {
-                            top_k: wire::labels(&wire::top_k(
-                                self.handle.model(),
-                                &scores,
-                                self.options.top_k,
-                            )),
-                            scores: if self.options.all_scores {
-                                scores
-                            } else {
-                                Vec::new()
-                            },
-                        })
-                        .collect(),
-                }),
-                StreamEvent::Reset => Msg::Reset(v1::ResetDone {}),
+                StreamEvent::Flushed { predictions } => {
+                    self.voice.reset();
+                    Msg::Flushed(v1::Flushed {
+                        predictions: predictions
+                            .into_iter()
+                            .map(|scores| v1::FlushedPrediction {
+                                top_k: wire::labels(&wire::top_k(
+                                    self.handle.model(),
+                                    &scores,
+                                    self.options.top_k,
+                                )),
+                                scores: if self.options.all_scores {
+                                    scores
+                                } else {
+                                    Vec::new()
+                                },
+                            })
+                            .collect(),
+                    })
+                }
+                StreamEvent::Reset => {
+                    self.voice.reset();
+                    Msg::Reset(v1::ResetDone {})
+                }
                 StreamEvent::Failed { message, snapshot } => {
                     failure = Some(Failure { message, snapshot });
                     continue;
