@@ -1,7 +1,8 @@
 //! The live page in a real browser (issue 8): headless Chromium opens `/` with a fake camera
 //! that plays a `costream synth` clip of one action; the page streams it to the built-in
 //! model and must show the clip's true label, first from the camera, then from a video file
-//! of it. A screenshot of the page is saved as a test artifact. Needs Chromium (Debian's `chromium`, or `COSTREAM_CHROMIUM`): run with
+//! of it. A screenshot of the page is saved as a test artifact. With a voice activity model,
+//! the fake microphone plays a speech recording and the page must find its speech. Needs Chromium (Debian's `chromium`, or `COSTREAM_CHROMIUM`): run with
 //! `cargo test -p costream-cli --test e2e -- --ignored browser::`; CI installs it and does.
 #![allow(clippy::unwrap_used)]
 
@@ -196,3 +197,111 @@ const RECORD_AND_CHOOSE_FILE: &str = r#"(async () => {
     input.dispatchEvent(new Event('change'));
     return file.size;
 })()"#;
+
+/// The live page with a voice activity model: the fake microphone plays a speech recording of
+/// Debian's `alsa-utils` (looped by Chromium), the page streams it as 16-bit PCM chunks (the
+/// browser resampling to the model's 16 kHz) and must find speech starting and ending
+/// several times, saying so in its label and its list of segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: run with --ignored (CI installs Debian's chromium and runs it)"]
+async fn the_page_finds_speech_in_the_microphone() {
+    let chromium = chromium_executable()
+        .expect("no Chromium: install Debian's `chromium` or set COSTREAM_CHROMIUM");
+    let recording = std::env::var_os("COSTREAM_ALSA_SOUNDS")
+        .map_or_else(
+            || std::path::PathBuf::from("/usr/share/sounds/alsa"),
+            std::path::PathBuf::from,
+        )
+        .join("Front_Center.wav");
+    assert!(
+        recording.exists(),
+        "{} is missing: apt-get install alsa-utils",
+        recording.display()
+    );
+    let dir = temp_dir("browser-microphone");
+    let server = Server::start(
+        "browser-microphone",
+        &[
+            "--model-family",
+            "vad",
+            "--model-variant",
+            "silero-16k",
+            "--model-name",
+            "silero-vad",
+            "--weights",
+            "builtin",
+        ],
+    );
+    let mut browser = Browser::launch(
+        &chromium,
+        &dir.join("profile"),
+        &[
+            "--use-fake-ui-for-media-stream".to_string(),
+            "--use-fake-device-for-media-stream".to_string(),
+            format!("--use-file-for-fake-audio-capture={}", recording.display()),
+            "--autoplay-policy=no-user-gesture-required".to_string(),
+        ],
+    )
+    .await;
+    let page = browser.open(&format!("http://{}/", server.address)).await;
+    wait_until(
+        &mut browser,
+        &page,
+        "document.getElementById('model').options.length > 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    let sources = browser
+        .evaluate(
+            &page,
+            "[document.getElementById('start-microphone').hidden, \
+              document.getElementById('start-camera').hidden]",
+        )
+        .await;
+    assert_eq!(
+        sources,
+        serde_json::json!([false, true]),
+        "the microphone, not the camera"
+    );
+    browser
+        .evaluate(
+            &page,
+            "document.getElementById('start-microphone').click(), true",
+        )
+        .await;
+
+    // Speech started and ended at least twice: the recording's two phrases, looped.
+    let start = Instant::now();
+    let mut labels: Vec<String> = Vec::new();
+    let ended = "(session?.speech ?? []).filter((s) => s[1] !== null).length >= 2";
+    while browser.evaluate(&page, ended).await != Value::Bool(true) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no two speech segments within {DEADLINE:?}; labels read: {labels:?}; status: {}; \
+             voice: {}; Chromium:\n{}",
+            text(&mut browser, &page, "status").await,
+            text(&mut browser, &page, "voice").await,
+            browser.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        labels.push(text(&mut browser, &page, "label").await);
+    }
+    let voice = text(&mut browser, &page, "voice").await;
+    println!("voice: {voice}; labels read: {labels:?}");
+    assert!(voice.contains("speech segments: "), "{voice}");
+    assert!(labels.iter().any(|l| l == "speech"), "{labels:?}");
+    assert!(labels.iter().any(|l| l == "no speech"), "{labels:?}");
+    let frames = text(&mut browser, &page, "frames").await;
+    assert!(!frames.starts_with("0 /"), "chunks sent: {frames}");
+
+    browser
+        .evaluate(&page, "document.getElementById('stop').click(), true")
+        .await;
+    wait_until(
+        &mut browser,
+        &page,
+        "document.getElementById('status').textContent.startsWith('stream ended (client)')",
+        Duration::from_secs(30),
+    )
+    .await;
+}

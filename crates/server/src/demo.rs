@@ -1,12 +1,14 @@
 //! The live page at `/`: the camera or a video file streamed to `/v1/stream` as JPEG frames,
-//! with the label, confidence bars, a timeline and the latency of each frame. Plain HTML, CSS
-//! and JavaScript compiled into the binary (`demo/`); nothing is loaded from elsewhere.
+//! with the label, confidence bars, a timeline and the latency of each frame; or, for a voice
+//! activity model, the microphone as 16-bit PCM chunks, with the speech probability and the
+//! speech segments found. Plain HTML, CSS and JavaScript compiled into the binary (`demo/`);
+//! nothing is loaded from elsewhere.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
-/// What the page may load and connect to: only this server (the WebSocket included), and the
-/// camera or a chosen file as video.
+/// What the page may load and connect to: only this server (the WebSocket and the microphone's
+/// audio worklet included), and the camera or a chosen file as video.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \
     media-src 'self' blob: mediastream:; img-src 'self' data: blob:; object-src 'none'; \
     base-uri 'none'; frame-ancestors 'none'";
@@ -14,6 +16,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws
 /// The page, its script and its style sheet.
 const INDEX_HTML: &str = include_str!("demo/index.html");
 const APP_JS: &str = include_str!("demo/app.js");
+const MICROPHONE_JS: &str = include_str!("demo/microphone.js");
 const STYLE_CSS: &str = include_str!("demo/style.css");
 
 /// A static part of the page with its media type.
@@ -39,6 +42,11 @@ pub async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+/// `GET /demo/microphone.js`: the audio worklet that taps the microphone.
+pub async fn microphone() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", MICROPHONE_JS)
+}
+
 /// `GET /demo/style.css`: the page's style sheet.
 pub async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
@@ -51,9 +59,10 @@ mod tests {
 
     #[tokio::test]
     async fn each_part_has_its_media_type_and_the_strict_policy() {
-        let parts: [(Response, &str); 3] = [
+        let parts: [(Response, &str); 4] = [
             (page().await.into_response(), "text/html"),
             (script().await.into_response(), "text/javascript"),
+            (microphone().await.into_response(), "text/javascript"),
             (style().await.into_response(), "text/css"),
         ];
         for (response, media_type) in parts {
@@ -74,6 +83,7 @@ mod tests {
         for (name, text) in [
             ("index.html", INDEX_HTML),
             ("app.js", APP_JS),
+            ("microphone.js", MICROPHONE_JS),
             ("style.css", STYLE_CSS),
         ] {
             for remote in ["http://", "https://", "//cdn", "@import"] {

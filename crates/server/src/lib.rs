@@ -73,6 +73,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/", get(demo::page))
         .route("/demo/app.js", get(demo::script))
+        .route("/demo/microphone.js", get(demo::microphone))
         .route("/demo/style.css", get(demo::style))
         .route("/docs", get(openapi::page))
         .route("/docs/openapi.json", get(openapi::spec))

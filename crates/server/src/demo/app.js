@@ -1,11 +1,14 @@
 // The costream live page: streams the camera or a video file to /v1/stream, one JPEG per
 // video frame in the protocol's JSON form (docs/protocol.md), and shows each frame's
-// prediction: the label, confidence bars of the top classes, a timeline and the latency.
+// prediction: the label, confidence bars of the top classes, a timeline and the latency. For a
+// voice activity model it streams the microphone instead, one chunk of 16-bit PCM per frame at
+// the model's rate, and shows the speech probability and the speech segments found.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $('status'), model: $('model'), camera: $('start-camera'), file: $('file'),
+  microphone: $('start-microphone'), voice: $('voice'),
   stop: $('stop'), key: $('api-key'), video: $('video'), source: $('source'),
   label: $('label'), confidence: $('confidence'), bars: $('bars'), latency: $('latency'),
   serverTime: $('server-time'), frames: $('frames'), fps: $('fps'),
@@ -22,10 +25,12 @@ const COLUMN = 4;
 /** Answers the latency median is taken over. */
 const LATENCY_WINDOW = 50;
 
-/** The models `GET /v1/models` listed that take video frames. */
+/** The models `GET /v1/models` listed that take video frames or audio. */
 let models = [];
 /** The stream running now, if any. */
 let session = null;
+/** The microphone, while a voice activity stream runs. */
+let microphone = null;
 
 function setStatus(text, isError = false) {
   ui.status.textContent = text;
@@ -61,16 +66,97 @@ async function loadModels() {
     }
     if (!response.ok) throw new Error(`GET /v1/models answered ${response.status}`);
     const body = await response.json();
-    models = body.models.filter((m) => m.input.startsWith('video'));
-    ui.model.replaceChildren(...models.map((m, i) => new Option(
-      `${m.name} (${m.classes} classes, ${m.device})`, String(i))));
+    models = body.models.filter((m) => m.input.startsWith('video') || isAudio(m));
+    ui.model.replaceChildren(...models.map((m, i) => new Option(isAudio(m)
+      ? `${m.name} (voice activity, ${m.sample_rate / 1000} kHz, ${m.device})`
+      : `${m.name} (${m.classes} classes, ${m.device})`, String(i))));
     if (models.length === 0) {
-      setStatus('this server serves no video model', true);
+      setStatus('this server serves no video or audio model', true);
       return;
     }
-    setStatus('pick the camera or a video file');
+    showSources();
   } catch (e) {
     setStatus(`cannot list the models: ${e.message}`, true);
+  }
+}
+
+/** Whether `model` takes audio (one chunk of samples per frame). */
+function isAudio(model) {
+  return model.input.startsWith('audio');
+}
+
+/** The source buttons the selected model takes: camera and file, or the microphone. */
+function showSources() {
+  const model = models[Number(ui.model.value)];
+  if (!model) return;
+  const audio = isAudio(model);
+  ui.camera.hidden = audio;
+  ui.file.parentElement.hidden = audio;
+  ui.microphone.hidden = !audio;
+  ui.voice.hidden = !audio;
+  setStatus(audio ? 'pick the microphone' : 'pick the camera or a video file');
+}
+
+/** 16-bit little-endian PCM of float samples, as base64 (`audio.pcm16`). */
+function pcm16Base64(samples) {
+  const bytes = new Uint8Array(samples.length * 2);
+  const view = new DataView(bytes.buffer);
+  samples.forEach((x, i) => {
+    view.setInt16(2 * i, Math.max(-32768, Math.min(32767, Math.round(x * 32768))), true);
+  });
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** The microphone at `rate` samples per second, cut into chunks of `chunk` for `onChunk`. */
+class Microphone {
+  static async open(rate, chunk, onChunk) {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
+        autoGainControl: false },
+      video: false,
+    });
+    const context = new AudioContext({ sampleRate: rate });
+    try {
+      await context.audioWorklet.addModule('/demo/microphone.js');
+    } catch (e) {
+      stream.getTracks().forEach((track) => track.stop());
+      await context.close();
+      throw e;
+    }
+    const tap = new AudioWorkletNode(context, 'microphone-tap');
+    const pending = new Float32Array(chunk);
+    let filled = 0;
+    tap.port.onmessage = (event) => {
+      for (const x of event.data) {
+        pending[filled++] = x;
+        if (filled === chunk) {
+          onChunk(pending.slice());
+          filled = 0;
+        }
+      }
+    };
+    context.createMediaStreamSource(stream).connect(tap);
+    return new Microphone(stream, context, tap);
+  }
+
+  constructor(stream, context, tap) {
+    this.stream = stream;
+    this.context = context;
+    this.tap = tap;
+  }
+
+  label() {
+    return this.stream.getAudioTracks()[0]?.label || 'default';
+  }
+
+  close() {
+    this.tap.port.onmessage = null;
+    this.stream.getTracks().forEach((track) => track.stop());
+    this.context.close();
   }
 }
 
@@ -88,6 +174,9 @@ class Session {
     this.history = [];
     this.seen = new Map();
     this.inFlightLimit = MAX_IN_FLIGHT;
+    this.audio = isAudio(model);
+    /** Speech segments found so far, `[start, end]` in seconds (end null while in speech). */
+    this.speech = [];
     this.delay = 0;
     this.streaming = false;
     this.ended = false;
@@ -110,7 +199,8 @@ class Session {
       this.inFlightLimit = Math.max(1, Math.min(MAX_IN_FLIGHT, limit));
       this.streaming = true;
       setStatus(`streaming ${this.sourceName} to ${ready.model} as stream ${ready.streamId}`);
-      this.scheduleCapture();
+      // Audio chunks come from the microphone as they fill (`sendAudio`).
+      if (!this.audio) this.scheduleCapture();
     } else if (message.prediction) {
       this.onPrediction(message.prediction);
     } else if (message.filling) {
@@ -181,6 +271,31 @@ class Session {
     this.showCounts();
   }
 
+  /** Sends one chunk of audio samples (once the stream is ready; earlier chunks are dropped). */
+  sendAudio(samples) {
+    if (!this.streaming || this.ended) return;
+    const seq = this.seq++;
+    this.sentAt.set(seq, performance.now());
+    this.socket.send(JSON.stringify({
+      frame: { seq: String(seq), pts: String(Math.round(performance.now() * 1000)),
+        audio: { sampleRate: this.model.sample_rate, pcm16: pcm16Base64(samples) } },
+    }));
+    this.sent += 1;
+    this.showCounts();
+  }
+
+  /** Follows the speech starts and ends of a voice activity prediction. */
+  onVoice(voice) {
+    const seconds = (samples) => Number(samples) / this.model.sample_rate;
+    if (voice.speechStart !== undefined) this.speech.push([seconds(voice.speechStart), null]);
+    const open = this.speech[this.speech.length - 1];
+    if (voice.speechEnd !== undefined && open && open[1] === null) open[1] = seconds(voice.speechEnd);
+    const shown = this.speech.slice(-6).map(([start, end]) => (end === null
+      ? `${start.toFixed(2)} s – …` : `${start.toFixed(2)}–${end.toFixed(2)} s`));
+    ui.voice.textContent = `${voice.inSpeech ? 'speaking' : 'silent'}; speech segments: `
+      + `${this.speech.length} (${shown.join(', ') || 'none yet'})`;
+  }
+
   /** Marks frame `seq` answered; its round trip in milliseconds. */
   answer(seq) {
     const key = Number(seq || 0);
@@ -204,7 +319,12 @@ class Session {
     const top = prediction.topK || [];
     if (top.length === 0) return;
     const best = top[0];
-    ui.label.textContent = best.label;
+    if (prediction.voice) {
+      this.onVoice(prediction.voice);
+      ui.label.textContent = prediction.voice.inSpeech ? 'speech' : 'no speech';
+    } else {
+      ui.label.textContent = best.label;
+    }
     ui.confidence.textContent = percent(best.score);
     ui.bars.replaceChildren(...top.map((entry) => {
       const item = document.createElement('li');
@@ -273,6 +393,9 @@ class Session {
 }
 
 function stopSource() {
+  microphone?.close();
+  microphone = null;
+  ui.microphone.disabled = false;
   const stream = ui.video.srcObject;
   if (stream) stream.getTracks().forEach((track) => track.stop());
   ui.video.pause();
@@ -295,13 +418,15 @@ async function startStream(sourceName) {
   if (session) session.stop();
   ui.camera.disabled = true;
   ui.file.disabled = true;
+  ui.microphone.disabled = true;
   ui.stop.disabled = false;
   ui.source.textContent = sourceName;
   ui.label.textContent = '–';
   ui.confidence.textContent = '';
+  ui.voice.textContent = '';
   ui.bars.replaceChildren();
   ui.legend.replaceChildren();
-  await ui.video.play();
+  if (!isAudio(model)) await ui.video.play();
   session = new Session(model, sourceName);
 }
 
@@ -336,6 +461,25 @@ ui.file.addEventListener('change', async () => {
   }
 });
 
+ui.microphone.addEventListener('click', async () => {
+  const model = selectedModel();
+  if (!model) return;
+  if (!navigator.mediaDevices?.getUserMedia || !window.AudioWorkletNode) {
+    setStatus('the microphone needs a secure page: open it over https or on localhost', true);
+    return;
+  }
+  try {
+    if (session) session.stop();
+    microphone = await Microphone.open(model.sample_rate, model.chunk_samples,
+      (chunk) => session?.sendAudio(chunk));
+    await startStream(`microphone “${microphone.label()}”`);
+  } catch (e) {
+    stopSource();
+    setStatus(`no microphone: ${e.message}`, true);
+  }
+});
+
+ui.model.addEventListener('change', showSources);
 ui.video.addEventListener('ended', () => session?.stop());
 ui.stop.addEventListener('click', () => session?.stop());
 ui.key.addEventListener('change', loadModels);
