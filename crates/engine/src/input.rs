@@ -347,6 +347,61 @@ mod tests {
     }
 
     #[test]
+    fn audio_is_one_chunk_at_the_models_rate_pcm_scaled_by_32768() {
+        let spec = InputSpec::Audio {
+            sample_rate: 16_000,
+            chunk: 4,
+        };
+        let audio = |sample_rate, samples| FramePayload::Audio {
+            sample_rate,
+            samples,
+        };
+        let pcm = audio(16_000, AudioSamples::Pcm16(vec![-32768, 0, 16384, 32767]));
+        assert_eq!(
+            spec.prepare(&pcm, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
+            [-1.0, 0.0, 0.5, 32767.0 / 32768.0]
+        );
+        let floats = audio(16_000, AudioSamples::Float(vec![0.25; 4]));
+        assert_eq!(
+            spec.prepare(&floats, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
+            [0.25; 4]
+        );
+        let tensor = FramePayload::Tensor {
+            shape: vec![1, 4, 1],
+            data: vec![0.5; 4],
+        };
+        assert_eq!(
+            spec.prepare(&tensor, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
+            [0.5; 4]
+        );
+        let cases = [
+            (
+                audio(8_000, AudioSamples::Float(vec![0.0; 4])),
+                "audio at 8000 Hz",
+            ),
+            (audio(16_000, AudioSamples::Pcm16(vec![0; 5])), "5 samples"),
+            (
+                audio(
+                    16_000,
+                    AudioSamples::Float(vec![0.0, f32::INFINITY, 0.0, 0.0]),
+                ),
+                "value 1 is inf",
+            ),
+            (
+                FramePayload::Features(vec![0.0; 4]),
+                "this model takes audio",
+            ),
+        ];
+        for (payload, message) in cases {
+            let err = spec
+                .prepare(&payload, DEFAULT_MAX_IMAGE_PIXELS)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
     fn tensors_must_have_the_input_shape_and_finite_values() {
         let spec = video();
         let ok = FramePayload::Tensor {

@@ -441,6 +441,46 @@ mod tests {
     }
 
     #[test]
+    fn the_vad_family_serves_silero_with_one_speech_output() {
+        let config =
+            |variant: &str| ModelConfig::new("vad", Family::Vad, variant, WeightsSource::Builtin);
+        let model = LoadedModel::<Cpu>::load(&config("silero-16k"), &Default::default()).unwrap();
+        assert_eq!(
+            model.info.input,
+            InputSpec::Audio {
+                sample_rate: 16_000,
+                chunk: 512
+            }
+        );
+        assert_eq!(model.info.labels.name(0), Some("speech"));
+        assert_eq!(model.info.timing.delay, 0);
+        let refusals = [
+            (config("silero-8k"), "unknown vad variant `silero-8k`"),
+            (
+                ModelConfig {
+                    num_classes: Some(2),
+                    ..config("silero-16k")
+                },
+                "num_classes must be 1",
+            ),
+            (
+                ModelConfig {
+                    pool_window: Some(4),
+                    ..config("silero-16k")
+                },
+                "pool_window does not apply to vad",
+            ),
+        ];
+        for (config, message) in refusals {
+            let err = LoadedModel::<Cpu>::load(&config, &Default::default())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
     fn skeleton_variants_name_the_architecture() {
         for variant in ["tiny", "agcn-tiny", "str-tiny-mod", "agcn-tiny-mod"] {
             let model = skeleton(variant).unwrap_or_else(|e| panic!("{variant}: {e}"));
