@@ -50,22 +50,6 @@ fn recordings(reference: &serde_json::Value) -> Vec<(PathBuf, serde_json::Value)
         .collect()
 }
 
-fn vad_server(name: &str) -> Server {
-    Server::start(
-        name,
-        &[
-            "--model-family",
-            "vad",
-            "--model-variant",
-            "silero-16k",
-            "--model-name",
-            "silero-vad",
-            "--weights",
-            "builtin",
-        ],
-    )
-}
-
 /// `[start, end]` pairs of a list of `{"start", "end"}` objects.
 fn pairs(list: &serde_json::Value, start: &str, end: &str) -> Vec<[u64; 2]> {
     list.as_array()
@@ -91,7 +75,7 @@ fn reference_events(case: &serde_json::Value) -> Vec<(bool, u64)> {
 
 #[test]
 fn recordings_streamed_at_once_get_the_packages_probabilities_events_and_segments() {
-    let server = vad_server("audio-recordings");
+    let server = Server::start_silero_vad("audio-recordings");
     let reference = reference();
     let recordings = recordings(&reference);
     assert!(!recordings.is_empty());
@@ -196,7 +180,7 @@ fn floats(samples: Vec<f32>) -> Audio {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_frames_and_voice_options_are_validated() {
-    let server = vad_server("audio-validation");
+    let server = Server::start_silero_vad("audio-validation");
     let mut client = Client::connect(&server, Format::Proto).await;
     let ready = client
         .start("silero-vad", None, StreamOptions::default())
@@ -221,7 +205,15 @@ async fn audio_frames_and_voice_options_are_validated() {
                 sample_rate: 48_000,
                 ..floats(chunk.clone())
             },
-            "audio at 48000 Hz: this model takes 16000 Hz",
+            "512 samples at 48000 Hz: a frame is one chunk, 1536 samples at this rate",
+        ),
+        (
+            Audio {
+                sample_rate: 44_100,
+                ..floats(vec![0.0; 1411])
+            },
+            "audio at 44100 Hz: a frame is one chunk (512 samples at 16000 Hz), which is no \
+             whole number of samples at this rate",
         ),
         (
             floats(vec![0.0; 100]),
@@ -358,7 +350,7 @@ async fn send_chunks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_stream_continues_its_voice_activity() {
-    let server = vad_server("audio-resume");
+    let server = Server::start_silero_vad("audio-resume");
     let audio = first_recording();
     let chunks = audio.len().div_ceil(512) as u64;
     let options = StreamOptions {
@@ -398,4 +390,85 @@ async fn a_resumed_stream_continues_its_voice_activity() {
     }
     got.extend(send_chunks(&mut second, &audio, cut..chunks).await);
     assert_eq!(got, expected);
+}
+
+/// `(seq, probability)` of each answered frame, after sending `frames`.
+async fn probabilities(client: &mut Client, frames: Vec<Audio>) -> Vec<(u64, f32)> {
+    let n = frames.len();
+    for (seq, audio) in frames.into_iter().enumerate() {
+        client.send(audio_frame(seq as u64, audio)).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < n {
+        match client.recv().await {
+            Msg::Prediction(p) => answers.push((p.seq, p.scores[0])),
+            Msg::Error(e) => panic!("frame refused: {}", e.message),
+            _ => {}
+        }
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_at_48_khz_are_resampled_by_the_server() {
+    let server = Server::start_silero_vad("audio-48k");
+    let reference = reference();
+    let (path, _) = recordings(&reference).remove(0);
+    let mut reader = hound::WavReader::open(path).unwrap();
+    assert_eq!(reader.spec().sample_rate, 48_000);
+    let mut recording: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    recording.resize(recording.len().div_ceil(1536) * 1536, 0.0);
+    let frames = recording.len() / 1536;
+    let options = StreamOptions {
+        all_scores: true,
+        ..StreamOptions::default()
+    };
+
+    let mut at_48k = Client::connect(&server, Format::Proto).await;
+    at_48k.start("silero-vad", None, options).await;
+    let resampled_by_server = probabilities(
+        &mut at_48k,
+        recording
+            .chunks(1536)
+            .map(|c| Audio {
+                sample_rate: 48_000,
+                ..floats(c.to_vec())
+            })
+            .collect(),
+    )
+    .await;
+
+    // The same audio resampled here, delayed by the resampler's look-ahead (7 samples at
+    // 16 kHz, as the protocol document says), in 16 kHz chunks.
+    let mut delayed = vec![0.0; 7];
+    delayed.extend(Resampler::new(48_000, 16_000).unwrap().resample(&recording));
+    let mut at_16k = Client::connect(&server, Format::Proto).await;
+    at_16k.start("silero-vad", None, options).await;
+    let resampled_here = probabilities(
+        &mut at_16k,
+        delayed
+            .chunks(512)
+            .take(frames)
+            .map(|c| floats(c.to_vec()))
+            .collect(),
+    )
+    .await;
+    assert_eq!(resampled_by_server.len(), frames);
+    for (a, b) in resampled_by_server.iter().zip(&resampled_here) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() <= 1e-6,
+            "frame {}: {} vs {}",
+            a.0,
+            a.1,
+            b.1
+        );
+    }
+    assert!(
+        resampled_by_server.iter().any(|a| a.1 > 0.9),
+        "the recording's speech is found"
+    );
 }

@@ -39,6 +39,20 @@ async fn wait_until(browser: &mut Browser, page: &Page, expression: &str, within
     }
 }
 
+/// Presses Stop and waits for the server's summary of the stream.
+async fn stop_and_wait_for_the_end(browser: &mut Browser, page: &Page) {
+    browser
+        .evaluate(page, "document.getElementById('stop').click(), true")
+        .await;
+    wait_until(
+        browser,
+        page,
+        "document.getElementById('status').textContent.startsWith('stream ended (client)')",
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
 async fn text(browser: &mut Browser, page: &Page, id: &str) -> String {
     let value = browser
         .evaluate(
@@ -123,16 +137,7 @@ async fn the_page_shows_the_true_label_from_the_camera_and_from_a_video_file() {
     std::fs::write(&artifact, &screenshot).unwrap();
     println!("screenshot: {}", artifact.display());
 
-    browser
-        .evaluate(&page, "document.getElementById('stop').click(), true")
-        .await;
-    wait_until(
-        &mut browser,
-        &page,
-        "document.getElementById('status').textContent.startsWith('stream ended (client)')",
-        Duration::from_secs(30),
-    )
-    .await;
+    stop_and_wait_for_the_end(&mut browser, &page).await;
 
     // The same clip as a video file: Chromium records four seconds of the fake camera as
     // WebM (there is no video encoder on the test machine), and the page's file input gets
@@ -219,19 +224,7 @@ async fn the_page_finds_speech_in_the_microphone() {
         recording.display()
     );
     let dir = temp_dir("browser-microphone");
-    let server = Server::start(
-        "browser-microphone",
-        &[
-            "--model-family",
-            "vad",
-            "--model-variant",
-            "silero-16k",
-            "--model-name",
-            "silero-vad",
-            "--weights",
-            "builtin",
-        ],
-    );
+    let server = Server::start_silero_vad("browser-microphone");
     let mut browser = Browser::launch(
         &chromium,
         &dir.join("profile"),
@@ -294,14 +287,5 @@ async fn the_page_finds_speech_in_the_microphone() {
     let frames = text(&mut browser, &page, "frames").await;
     assert!(!frames.starts_with("0 /"), "chunks sent: {frames}");
 
-    browser
-        .evaluate(&page, "document.getElementById('stop').click(), true")
-        .await;
-    wait_until(
-        &mut browser,
-        &page,
-        "document.getElementById('status').textContent.startsWith('stream ended (client)')",
-        Duration::from_secs(30),
-    )
-    .await;
+    stop_and_wait_for_the_end(&mut browser, &page).await;
 }

@@ -75,6 +75,23 @@ impl Server {
         )
     }
 
+    /// [`Server::start`] serving Silero VAD with its built-in weights as `silero-vad`.
+    pub fn start_silero_vad(name: &str) -> Server {
+        Server::start(
+            name,
+            &[
+                "--model-family",
+                "vad",
+                "--model-variant",
+                "silero-16k",
+                "--model-name",
+                "silero-vad",
+                "--weights",
+                "builtin",
+            ],
+        )
+    }
+
     /// [`Server::start`] in an existing folder (to restart on the same database).
     pub fn start_in(dir: PathBuf, args: &[&str]) -> Server {
         let database = format!("sqlite://{}", dir.join("costream.sqlite3").display());

@@ -189,10 +189,7 @@ fn load_x3d_model<B: Backend>(
     config: &ModelConfig,
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
-    let bad = |message: String| EngineError::Config {
-        model: config.name.clone(),
-        message,
-    };
+    let bad = |message: String| config_error(config, message);
     let (mut x3d, frame_stride) = match config.variant.as_str() {
         "tiny" => (X3dConfig::tiny(), 1),
         "synthetic-actions" => (builtin::config(), 1),
@@ -229,10 +226,7 @@ fn load_x3d_model<B: Backend>(
     }
     let builtin_labels = (config.weights == WeightsSource::Builtin).then(builtin::labels);
     let labels = labels(config, x3d.num_classes, builtin_labels)?;
-    let load_error = |message: String| EngineError::Load {
-        model: config.name.clone(),
-        message,
-    };
+    let load_error = |message: String| load_failed(config, message);
     let (network, x3d) = match &config.weights {
         WeightsSource::File(path) => {
             let loaded =
@@ -267,10 +261,7 @@ fn load_stgcn_model<B: Backend>(
     config: &ModelConfig,
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
-    let bad = |message: String| EngineError::Config {
-        model: config.name.clone(),
-        message,
-    };
+    let bad = |message: String| config_error(config, message);
     let (architecture, name) = [SkeletonArchitecture::AGcn, SkeletonArchitecture::STr]
         .into_iter()
         .find_map(|arch| {
@@ -307,10 +298,7 @@ fn load_stgcn_model<B: Backend>(
             "pool_window does not apply to stgcn: the pool follows the training clips".into(),
         ));
     }
-    let load_error = |message: String| EngineError::Load {
-        model: config.name.clone(),
-        message,
-    };
+    let load_error = |message: String| load_failed(config, message);
     let network = match &config.weights {
         WeightsSource::File(path) => {
             load_stgcn::<B>(&stgcn, path, device)
@@ -347,10 +335,7 @@ fn load_vad_model<B: Backend>(
     config: &ModelConfig,
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
-    let bad = |message: String| EngineError::Config {
-        model: config.name.clone(),
-        message,
-    };
+    let bad = |message: String| config_error(config, message);
     let vad_config = match config.variant.as_str() {
         "silero-16k" => SileroVadConfig::sixteen_khz(),
         other => {
@@ -369,10 +354,7 @@ fn load_vad_model<B: Backend>(
             "a vad model has one output (the speech probability): num_classes must be 1".into(),
         ));
     }
-    let load_error = |message: String| EngineError::Load {
-        model: config.name.clone(),
-        message,
-    };
+    let load_error = |message: String| load_failed(config, message);
     let network = match &config.weights {
         WeightsSource::File(path) => load_silero_vad::<B>(&vad_config, path, device),
         WeightsSource::Builtin => vad::builtin::load::<B>(device),
@@ -391,6 +373,22 @@ fn load_vad_model<B: Backend>(
     Ok(LoadedModel::describe(config, network, input, 1, labels))
 }
 
+/// [`EngineError::Config`] for `config`'s model.
+fn config_error(config: &ModelConfig, message: String) -> EngineError {
+    EngineError::Config {
+        model: config.name.clone(),
+        message,
+    }
+}
+
+/// [`EngineError::Load`] for `config`'s model.
+fn load_failed(config: &ModelConfig, message: String) -> EngineError {
+    EngineError::Load {
+        model: config.name.clone(),
+        message,
+    }
+}
+
 /// The configured label file; else the family's `default` (the built-in model's, NTU-60's);
 /// Kinetics-400 for 400 classes; else `class_0`, `class_1`, ….
 fn labels(
@@ -399,22 +397,19 @@ fn labels(
     default: Option<Labels>,
 ) -> Result<Labels, EngineError> {
     let labels = match (&config.labels, default) {
-        (Some(path), _) => read_labels(path).map_err(|message| EngineError::Config {
-            model: config.name.clone(),
-            message,
-        })?,
+        (Some(path), _) => read_labels(path).map_err(|message| config_error(config, message))?,
         (None, Some(default)) => default,
         (None, None) if classes == kinetics400().len() => kinetics400().clone(),
         (None, None) => Labels::new((0..classes).map(|i| format!("class_{i}")).collect()),
     };
     if labels.len() != classes {
-        return Err(EngineError::Config {
-            model: config.name.clone(),
-            message: format!(
+        return Err(config_error(
+            config,
+            format!(
                 "{} labels for a classifier of {classes} classes",
                 labels.len()
             ),
-        });
+        ));
     }
     Ok(labels)
 }

@@ -116,6 +116,15 @@ impl Resampler {
         out
     }
 
+    /// Output samples a [`ResampleStream`] has given once it has received `input` samples
+    /// (before [`ResampleStream::finish`]): those whose filter reaches no further.
+    pub fn streamed_len(&self, input: usize) -> usize {
+        match (input + self.width).checked_sub(self.taps()) {
+            Some(free) => self.phases * (free / self.stride + 1),
+            None => 0,
+        }
+    }
+
     fn taps(&self) -> usize {
         2 * self.width + self.stride
     }
@@ -127,6 +136,17 @@ impl Resampler {
             out.push(sum);
         }
     }
+}
+
+/// Where a [`ResampleStream`] stands, to continue it elsewhere ([`ResampleStream::restore`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResampleState {
+    /// Input not yet consumed, from the start of the next block's taps.
+    pub pending: Vec<f32>,
+    /// Input samples received.
+    pub received: u64,
+    /// Output samples given.
+    pub emitted: u64,
 }
 
 /// One signal resampled as it arrives: the state a stream of audio at another rate keeps.
@@ -148,6 +168,25 @@ impl ResampleStream {
             pending,
             received: 0,
             emitted: 0,
+        }
+    }
+
+    /// A stream through `resampler` that continues from `state`.
+    pub fn restore(resampler: Arc<Resampler>, state: ResampleState) -> Self {
+        ResampleStream {
+            resampler,
+            pending: state.pending,
+            received: usize::try_from(state.received).unwrap_or(usize::MAX),
+            emitted: usize::try_from(state.emitted).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> ResampleState {
+        ResampleState {
+            pending: self.pending.clone(),
+            received: self.received as u64,
+            emitted: self.emitted as u64,
         }
     }
 
@@ -225,6 +264,24 @@ mod tests {
                 assert_eq!(out, whole, "{from} → {to} in pieces of {piece}");
             }
         }
+    }
+
+    #[test]
+    fn streamed_lengths_and_restored_streams_continue_exactly() {
+        let signal: Vec<f32> = (0..4000)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 20.0)
+            .collect();
+        let resampler = Arc::new(Resampler::new(48_000, 16_000).unwrap());
+        let whole = resampler.resample(&signal);
+        let mut first = ResampleStream::new(Arc::clone(&resampler));
+        let mut out = Vec::new();
+        first.push(&signal[..1536], &mut out);
+        assert_eq!(out.len(), resampler.streamed_len(1536));
+        let mut second = ResampleStream::restore(Arc::clone(&resampler), first.state());
+        second.push(&signal[1536..], &mut out);
+        assert_eq!(out.len(), resampler.streamed_len(signal.len()));
+        second.finish(&mut out);
+        assert_eq!(out, whole);
     }
 
     #[test]

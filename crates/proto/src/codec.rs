@@ -98,7 +98,9 @@ pub fn encode_server(message: &ServerMessage, format: WireFormat) -> Encoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{frame, server_message, Frame, LabelScore, Prediction, Start, StreamOptions};
+    use crate::v1::{
+        frame, server_message, Frame, LabelScore, Prediction, Start, StreamOptions, VoiceActivity,
+    };
 
     #[test]
     fn an_unknown_json_fill_is_named_as_such() {
@@ -158,6 +160,11 @@ mod tests {
                 queue_us: 12,
                 compute_us: 900,
                 batch_size: 4,
+                voice: Some(VoiceActivity {
+                    in_speech: true,
+                    speech_start: Some(1056),
+                    speech_end: None,
+                }),
             })),
         };
         let Encoded::Binary(bytes) = encode_server(&message, WireFormat::Protobuf) else {

@@ -133,6 +133,11 @@ fn chunks(audio: &[f32], chunk: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Each case's audio in chunks.
+fn streams(cases: &[Case], chunk: usize) -> Vec<Vec<Vec<f32>>> {
+    cases.iter().map(|c| chunks(&c.audio, chunk)).collect()
+}
+
 /// Steps `streams` together (one batch row each; a stream that has ended gets silence, its
 /// outputs unused) and returns each stream's probabilities.
 fn step_batch(network: &Sequential<B>, streams: &[Vec<Vec<f32>>], chunk: usize) -> Vec<Vec<f32>> {
@@ -205,10 +210,7 @@ fn speech_probabilities_segments_and_events_equal_the_packages_model() {
     assert_eq!(reference["chunk"].as_u64().unwrap() as usize, config.chunk);
     let network = builtin::load::<B>(&Default::default()).unwrap();
     let cases = cases(&reference);
-    let streams: Vec<_> = cases
-        .iter()
-        .map(|c| chunks(&c.audio, config.chunk))
-        .collect();
+    let streams = streams(&cases, config.chunk);
 
     let batched = step_batch(&network, &streams, config.chunk);
     let rate = config.sample_rate;
@@ -282,10 +284,7 @@ fn the_packages_safetensors_loads_and_matches_tinygrad_model() {
     let config = SileroVadConfig::sixteen_khz();
     let network = load_silero_vad::<B>(&config, &path, &Default::default()).unwrap();
     let cases = cases(&reference);
-    let streams: Vec<_> = cases
-        .iter()
-        .map(|c| chunks(&c.audio, config.chunk))
-        .collect();
+    let streams = streams(&cases, config.chunk);
     let batched = step_batch(&network, &streams, config.chunk);
     for (case, ours) in cases.iter().zip(batched) {
         let expected = floats(&case.reference["package_safetensors_probabilities"]);

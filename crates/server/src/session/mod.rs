@@ -11,6 +11,7 @@
 //! - [`intake`]: sequence-number and rate checks.
 //! - [`outbox`]: the writer task.
 
+mod audio;
 mod ending;
 mod intake;
 mod open;
@@ -357,6 +358,7 @@ impl Connection {
         };
         let checked = stream.intake.check(seq, Instant::now()).and_then(|()| {
             wire::payload(frame.payload)
+                .and_then(|payload| stream.audio.convert(payload))
                 .map_err(|m| ProtocolError::frame(ErrorCode::BadFrame, seq, m))
         });
         let payload = match checked {
@@ -401,6 +403,9 @@ impl Connection {
             self.send_errors(vec![error]).await;
             return Next::Continue;
         };
+        if matches!(command, Queued::Flush | Queued::Reset) {
+            stream.audio.reset();
+        }
         let errors = stream.enqueue(command);
         self.send_errors(errors).await;
         Next::Continue

@@ -7,6 +7,7 @@ use std::time::Instant;
 use costream_engine::{InputSpec, ModelInfo, OpenOptions, StreamSnapshot};
 use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 
+use super::audio::{AudioFront, SavedResampling};
 use super::intake::Intake;
 use super::outbox::Outbox;
 use super::stream::{OpenStream, StreamSetup};
@@ -172,6 +173,7 @@ async fn resume(
         ParkedOptions {
             options,
             detector: saved_voice,
+            resampling,
         },
         model,
     ) = match restored {
@@ -224,7 +226,7 @@ async fn resume(
         app,
         model,
         options,
-        Some((state_last_seq, saved_voice)),
+        Some((state_last_seq, saved_voice, resampling)),
         admission,
     );
     *setup
@@ -290,14 +292,16 @@ pub(super) async fn snapshot(stream: &OpenStream) -> Option<ParkedStream> {
 }
 
 /// What a parked stream keeps besides the engine's state (JSON, the server's own format):
-/// its options and, for a voice activity model, where its detector stood. Rows saved before
-/// the detector existed are plain options.
+/// its options and, for an audio model, where its voice detector and its resampler stood.
+/// Rows saved before those existed are plain options.
 #[derive(Serialize, Deserialize)]
 struct ParkedOptions {
     #[serde(flatten)]
     options: EffectiveOptions,
     #[serde(default)]
     detector: Option<SavedVoice>,
+    #[serde(default)]
+    resampling: Option<SavedResampling>,
 }
 
 /// The stream's `snapshot`, as the store parks it for `resume`.
@@ -308,6 +312,7 @@ pub(super) fn parked(stream: &OpenStream, snapshot: &StreamSnapshot) -> ParkedSt
         options: serde_json::to_string(&ParkedOptions {
             options: stream.options,
             detector: stream.voice.saved(),
+            resampling: stream.audio.saved(),
         })
         .expect("options always serialise to JSON; this is a bug"),
         snapshot: snapshot.to_bytes(),
@@ -344,14 +349,15 @@ fn setup(
     app: &App,
     model: &ModelInfo,
     options: EffectiveOptions,
-    resumed: Option<(Option<u64>, Option<SavedVoice>)>,
+    resumed: Option<(Option<u64>, Option<SavedVoice>, Option<SavedResampling>)>,
     admission: Admission,
 ) -> StreamSetup {
     let limits = &app.config.limits;
     let now = Instant::now();
-    let (last_seq, saved_voice) = resumed.unwrap_or((None, None));
+    let (last_seq, saved_voice, resampling) = resumed.unwrap_or_default();
     StreamSetup {
         voice: Voice::new(model, &options, saved_voice),
+        audio: AudioFront::new(model, resampling),
         options,
         intake: Intake::new(last_seq, limits.max_frames_per_second, now),
         counts: Arc::new(ServerCounts::default()),

@@ -14,6 +14,7 @@ use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::audio::AudioFront;
 use super::intake::Intake;
 use super::outbox::Outbox;
 use super::voice::Voice;
@@ -80,6 +81,8 @@ pub(super) struct OpenStream {
     pub(super) metrics: ModelMetrics,
     /// Voice activity (voice activity models), fed by the forwarder.
     pub(super) voice: Voice,
+    /// Audio at another rate than the model's, resampled (audio models).
+    pub(super) audio: AudioFront,
     queue: VecDeque<Queued>,
     timestamps: Timestamps,
     policy: QueuePolicy,
@@ -93,6 +96,7 @@ pub(super) struct OpenStream {
 pub(super) struct StreamSetup {
     pub(super) options: EffectiveOptions,
     pub(super) voice: Voice,
+    pub(super) audio: AudioFront,
     pub(super) intake: Intake,
     pub(super) counts: Arc<ServerCounts>,
     pub(super) deadline: Option<Instant>,
@@ -138,6 +142,7 @@ impl OpenStream {
             answered,
             metrics: setup.metrics,
             voice: setup.voice,
+            audio: setup.audio,
             queue: VecDeque::new(),
             timestamps,
             policy: setup.policy,
