@@ -8,12 +8,10 @@ use burn::prelude::*;
 use costream_continual::{
     Activation, ActivationKind, CoModule, Sequential, State, TemporalFill, Timing,
 };
-use costream_models::stgcn::{
-    build_stgcn, load_stgcn, SkeletonArchitecture, StGcnConfig, StGcnVariant,
-};
+use costream_models::stgcn::{build_stgcn, load_stgcn, NamedStGcn};
 use costream_models::vad::{self, build_silero_vad, load_silero_vad, SileroVadConfig};
-use costream_models::x3d::{load_x3d, X3dConfig, X3dVariant};
-use costream_models::{builtin, kinetics400, ntu60, Labels};
+use costream_models::x3d::{load_x3d, NamedX3d};
+use costream_models::{builtin, kinetics400, Labels};
 use serde::Deserialize;
 
 use crate::config::{BatchPolicy, ModelConfig, SlotPolicy, WeightsSource};
@@ -190,28 +188,16 @@ fn load_x3d_model<B: Backend>(
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
     let bad = |message: String| config_error(config, message);
-    let (mut x3d, frame_stride) = match config.variant.as_str() {
-        "tiny" => (X3dConfig::tiny(), 1),
-        "synthetic-actions" => (builtin::config(), 1),
-        // Without squeeze-excitation the continual network equals the offline one exactly
-        // (frame-scope and clip-scope SE differ): the model end-to-end tests compare with.
-        "tiny-nose" => (
-            X3dConfig {
-                se_ratio: 0.0,
-                ..X3dConfig::tiny()
-            },
-            1,
-        ),
-        name => {
-            let variant = X3dVariant::from_name(name).ok_or_else(|| {
-                bad(format!(
-                    "unknown x3d variant `{name}`: expected xs, s, m, l, tiny, tiny-nose or \
-                     synthetic-actions"
-                ))
-            })?;
-            (X3dConfig::variant(variant), variant.frame_stride())
-        }
-    };
+    let NamedX3d {
+        config: mut x3d,
+        frame_stride,
+    } = NamedX3d::from_name(&config.variant).ok_or_else(|| {
+        bad(format!(
+            "unknown x3d variant `{}`: expected {}",
+            config.variant,
+            NamedX3d::NAMES
+        ))
+    })?;
     if let Some(window) = config.pool_window {
         x3d = x3d.with_pool_window(window);
     }
@@ -262,34 +248,14 @@ fn load_stgcn_model<B: Backend>(
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
     let bad = |message: String| config_error(config, message);
-    let (architecture, name) = [SkeletonArchitecture::AGcn, SkeletonArchitecture::STr]
-        .into_iter()
-        .find_map(|arch| {
-            let prefix = format!("{}-", arch.name());
-            config
-                .variant
-                .strip_prefix(&prefix)
-                .map(|rest| (arch, rest))
-        })
-        .unwrap_or((SkeletonArchitecture::StGcn, config.variant.as_str()));
-    let (dataset, variant) = match name.strip_suffix("-mod") {
-        Some(dataset) => (dataset, StGcnVariant::EveryFrame),
-        None => (name, StGcnVariant::Strided),
-    };
-    let mut stgcn = match dataset {
-        "ntu60" => StGcnConfig::ntu60(variant),
-        "ntu120" => StGcnConfig::ntu120(variant),
-        "kinetics" => StGcnConfig::kinetics(variant),
-        "tiny" => StGcnConfig::tiny(variant),
-        other => {
-            return Err(bad(format!(
-                "unknown stgcn variant `{other}`: expected ntu60, ntu120, kinetics or tiny, each \
-                 optionally with -mod (a prediction every frame) and prefixed agcn- or str- for \
-                 CoAGCN or CoS-TR"
-            )))
-        }
-    }
-    .with_architecture(architecture);
+    let named = NamedStGcn::from_name(&config.variant).ok_or_else(|| {
+        bad(format!(
+            "unknown stgcn variant `{}`: expected {}",
+            config.variant,
+            NamedStGcn::NAMES
+        ))
+    })?;
+    let mut stgcn = named.config.clone();
     if let Some(classes) = config.num_classes {
         stgcn = stgcn.with_num_classes(classes);
     }
@@ -319,9 +285,11 @@ fn load_stgcn_model<B: Backend>(
         ("network", network.into()),
         ("softmax", Activation::new(ActivationKind::Softmax).into()),
     ]);
-    let ntu_labels = (matches!(dataset, "ntu60" | "tiny") && stgcn.num_classes == ntu60().len())
-        .then(|| ntu60().clone());
-    let labels = labels(config, stgcn.num_classes, ntu_labels)?;
+    let labels = labels(
+        config,
+        stgcn.num_classes,
+        named.default_labels(stgcn.num_classes),
+    )?;
     let input = InputSpec::Skeleton {
         channels: stgcn.in_channels,
         joints: stgcn.graph.joints,
@@ -336,14 +304,13 @@ fn load_vad_model<B: Backend>(
     device: &B::Device,
 ) -> Result<LoadedModel<B>, EngineError> {
     let bad = |message: String| config_error(config, message);
-    let vad_config = match config.variant.as_str() {
-        "silero-16k" => SileroVadConfig::sixteen_khz(),
-        other => {
-            return Err(bad(format!(
-                "unknown vad variant `{other}`: expected silero-16k"
-            )))
-        }
-    };
+    let vad_config = SileroVadConfig::from_name(&config.variant).ok_or_else(|| {
+        bad(format!(
+            "unknown vad variant `{}`: expected {}",
+            config.variant,
+            SileroVadConfig::NAMES
+        ))
+    })?;
     if config.pool_window.is_some() {
         return Err(bad(
             "pool_window does not apply to vad: it has no pool".into()

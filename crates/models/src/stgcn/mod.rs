@@ -13,13 +13,16 @@
 //! - [`config`]: the network's shape (variants, datasets).
 //! - [`build`]: the network from a configuration.
 //! - [`load`]: checkpoints, with the key map.
+//! - [`named`]: the variants a server names (`ntu60`, `str-ntu60-mod`, …).
 
 pub mod build;
 pub mod config;
 pub mod graph;
 pub mod load;
+pub mod named;
 
 pub use build::{build_stgcn, clip_logits, temporal_conv};
 pub use config::{BlockShape, GraphUnit, SkeletonArchitecture, StGcnConfig, StGcnVariant};
 pub use graph::SkeletonGraph;
 pub use load::{continual_key, load_stgcn, load_stgcn_weights, LoadedStGcn};
+pub use named::NamedStGcn;

@@ -53,6 +53,15 @@ impl SileroVadConfig {
         }
     }
 
+    /// The names [`SileroVadConfig::from_name`] takes, as messages list them.
+    pub const NAMES: &'static str = "silero-16k";
+
+    /// The network a server names: `silero-16k` ([`SileroVadConfig::sixteen_khz`]); `None`
+    /// for any other name.
+    pub fn from_name(name: &str) -> Option<SileroVadConfig> {
+        (name == "silero-16k").then(SileroVadConfig::sixteen_khz)
+    }
+
     /// Frequencies of the STFT magnitude, `n_fft / 2 + 1`: the first encoder layer's input.
     pub fn frequencies(&self) -> usize {
         self.filter_length / 2 + 1
