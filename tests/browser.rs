@@ -39,6 +39,19 @@ async fn wait_until(browser: &mut Browser, page: &Page, expression: &str, within
     }
 }
 
+/// Opens `server`'s live page and waits until it lists the models.
+async fn open_live_page(browser: &mut Browser, server: &Server) -> Page {
+    let page = browser.open(&format!("http://{}/", server.address)).await;
+    wait_until(
+        browser,
+        &page,
+        "document.getElementById('model').options.length > 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    page
+}
+
 /// Presses Stop and waits for the server's summary of the stream.
 async fn stop_and_wait_for_the_end(browser: &mut Browser, page: &Page) {
     browser
@@ -88,14 +101,7 @@ async fn the_page_shows_the_true_label_from_the_camera_and_from_a_video_file() {
         ],
     )
     .await;
-    let page = browser.open(&format!("http://{}/", server.address)).await;
-    wait_until(
-        &mut browser,
-        &page,
-        "document.getElementById('model').options.length > 0",
-        Duration::from_secs(30),
-    )
-    .await;
+    let page = open_live_page(&mut browser, &server).await;
     browser
         .evaluate(
             &page,
@@ -236,14 +242,7 @@ async fn the_page_finds_speech_in_the_microphone() {
         ],
     )
     .await;
-    let page = browser.open(&format!("http://{}/", server.address)).await;
-    wait_until(
-        &mut browser,
-        &page,
-        "document.getElementById('model').options.length > 0",
-        Duration::from_secs(30),
-    )
-    .await;
+    let page = open_live_page(&mut browser, &server).await;
     let sources = browser
         .evaluate(
             &page,
