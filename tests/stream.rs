@@ -182,10 +182,9 @@ async fn json_clients_stream_png_frames_through_the_models_preprocessing() {
     let inputs: Vec<Vec<f32>> = images
         .iter()
         .map(|b| {
-            costream_engine::image::video_input(
+            spec.apply(
                 &costream_engine::image::decode(b, costream_engine::DEFAULT_MAX_IMAGE_PIXELS)
                     .unwrap(),
-                &spec,
             )
         })
         .collect();

@@ -1,9 +1,9 @@
-//! Images: JPEG/PNG decoding and raw pixel buffers to RGB, then a video model's
-//! preprocessing (short-side resize, centre crop, normalisation) in one pass.
+//! Images: JPEG/PNG decoding and raw pixel buffers to RGB ([`RgbImage`]); a video model's
+//! preprocessing then applies to them (`costream_models::VideoPreprocess::apply`).
 
 use std::io::Cursor;
 
-use costream_models::VideoPreprocess;
+pub use costream_models::RgbImage;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
@@ -11,17 +11,6 @@ use zune_jpeg::JpegDecoder;
 
 use crate::error::FrameError;
 use crate::input::PixelFormat;
-
-/// An 8-bit RGB image, rows top to bottom, pixels interleaved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `width × height × 3` bytes.
-    pub pixels: Vec<u8>,
-}
 
 fn check_size(width: usize, height: usize, max_pixels: usize) -> Result<(), FrameError> {
     if width == 0 || height == 0 || width.saturating_mul(height) > max_pixels {
@@ -190,124 +179,10 @@ pub fn from_raw(
     })
 }
 
-/// A video model's input frame from an image: the short side resized to
-/// `spec.short_side` (bilinear, as PyTorch's `interpolate(mode="bilinear",
-/// align_corners=False)` without antialiasing, the zoos' evaluation transform), the long side
-/// scaled to `floor(long · short_side / short)`; a centre crop of `spec.crop` (offsets rounded
-/// up, as PySlowFast's `uniform_crop`); values scaled to [0, 1] and normalised per channel.
-/// Only the cropped pixels are interpolated.
-///
-/// # Shapes
-/// - output: `[3, crop, crop]`, channel-major (RGB planes)
-pub fn video_input(image: &RgbImage, spec: &VideoPreprocess) -> Vec<f32> {
-    let (w, h) = (image.width, image.height);
-    let short = w.min(h);
-    let scaled = |side: usize| {
-        if side == short {
-            spec.short_side
-        } else {
-            // PyTorchVideo's short_side_scale: floor(long / short * size).
-            ((side as f64 / short as f64) * spec.short_side as f64).floor() as usize
-        }
-    };
-    let (out_w, out_h) = (scaled(w), scaled(h));
-    let crop = spec.crop;
-    let x0 = out_w.saturating_sub(crop).div_ceil(2);
-    let y0 = out_h.saturating_sub(crop).div_ceil(2);
-    let xs: Vec<Tap> = (0..crop).map(|x| Tap::new(x0 + x, w, out_w)).collect();
-    let ys: Vec<Tap> = (0..crop).map(|y| Tap::new(y0 + y, h, out_h)).collect();
-    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.std[c]));
-    let shift: [f32; 3] = std::array::from_fn(|c| spec.mean[c] / spec.std[c]);
-    let plane = crop * crop;
-    let mut out = vec![0.0f32; 3 * plane];
-    let px = |x: usize, y: usize, c: usize| f32::from(image.pixels[(y * w + x) * 3 + c]);
-    for (oy, ty) in ys.iter().enumerate() {
-        for (ox, tx) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let top = px(tx.lo, ty.lo, c) * (1.0 - tx.frac) + px(tx.hi, ty.lo, c) * tx.frac;
-                let bottom = px(tx.lo, ty.hi, c) * (1.0 - tx.frac) + px(tx.hi, ty.hi, c) * tx.frac;
-                let value = top * (1.0 - ty.frac) + bottom * ty.frac;
-                out[c * plane + oy * crop + ox] = value * scale[c] - shift[c];
-            }
-        }
-    }
-    out
-}
-
-/// The two source pixels and the weight of the second for one output coordinate.
-struct Tap {
-    lo: usize,
-    hi: usize,
-    frac: f32,
-}
-
-impl Tap {
-    /// Output coordinate `out` of a resize from `size_in` to `size_out` samples
-    /// (half-pixel centres; negative source positions clamp to 0, as PyTorch). An output
-    /// beyond the resized image (a crop larger than it) clamps to the last pixel.
-    fn new(out: usize, size_in: usize, size_out: usize) -> Tap {
-        let ratio = size_in as f64 / size_out.max(1) as f64;
-        let src = ((out as f64 + 0.5) * ratio - 0.5).max(0.0);
-        let lo = (src.floor() as usize).min(size_in - 1);
-        let hi = (lo + 1).min(size_in - 1);
-        let frac = if lo == size_in - 1 {
-            0.0
-        } else {
-            (src - lo as f64) as f32
-        };
-        Tap { lo, hi, frac }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::DEFAULT_MAX_IMAGE_PIXELS;
-
-    fn gradient(width: usize, height: usize) -> RgbImage {
-        let pixels = (0..height)
-            .flat_map(|y| (0..width).flat_map(move |x| [(x * 7) as u8, (y * 5) as u8, 200]))
-            .collect();
-        RgbImage {
-            width,
-            height,
-            pixels,
-        }
-    }
-
-    #[test]
-    fn same_size_input_is_only_normalised() {
-        let image = gradient(8, 8);
-        let spec = VideoPreprocess::kinetics(8, 1);
-        let out = video_input(&image, &spec);
-        for y in 0..8 {
-            for x in 0..8 {
-                for c in 0..3 {
-                    let expected = spec.normalise(c, image.pixels[(y * 8 + x) * 3 + c]);
-                    assert!((out[c * 64 + y * 8 + x] - expected).abs() < 1e-5);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn halving_averages_pixel_pairs_and_crops_the_centre() {
-        // 8×4 → short side 2: 4×2, centre crop 2×2 starts at x = 1 of the resized image.
-        let image = gradient(8, 4);
-        let spec = VideoPreprocess {
-            mean: [0.0; 3],
-            std: [1.0; 3],
-            ..VideoPreprocess::kinetics(2, 1)
-        };
-        let out = video_input(&image, &spec);
-        // Resized x = 1 samples source x = 2.5: the mean of columns 2 and 3 (red = 7x).
-        let red = |v: f32| v * 255.0;
-        assert!((red(out[0]) - 17.5).abs() < 1e-3, "{}", red(out[0]));
-        assert!((red(out[1]) - 31.5).abs() < 1e-3);
-        // Resized y = 1 samples source y = 2.5 (green = 5y).
-        assert!((red(out[4 + 2]) - 12.5).abs() < 1e-3, "{}", red(out[6]));
-        assert!((red(out[8]) - 200.0).abs() < 1e-3);
-    }
 
     #[test]
     fn raw_formats_become_rgb() {

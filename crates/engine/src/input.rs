@@ -7,7 +7,7 @@ use std::time::Instant;
 use costream_models::VideoPreprocess;
 
 use crate::error::FrameError;
-use crate::image::{decode, from_raw, video_input};
+use crate::image::{decode, from_raw};
 
 /// Layouts of raw 8-bit pixel buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl InputSpec {
     ) -> Result<Vec<f32>, FrameError> {
         match (self, payload) {
             (InputSpec::Video(spec), FramePayload::Encoded(bytes)) => {
-                Ok(video_input(&decode(bytes, max_image_pixels)?, spec))
+                Ok(spec.apply(&decode(bytes, max_image_pixels)?))
             }
             (
                 InputSpec::Video(spec),
@@ -208,10 +208,7 @@ impl InputSpec {
                     height,
                     data,
                 },
-            ) => Ok(video_input(
-                &from_raw(*format, *width, *height, data, max_image_pixels)?,
-                spec,
-            )),
+            ) => Ok(spec.apply(&from_raw(*format, *width, *height, data, max_image_pixels)?)),
             (
                 InputSpec::Video(_) | InputSpec::Skeleton { .. } | InputSpec::Audio { .. },
                 FramePayload::Tensor { shape, data },

@@ -23,4 +23,4 @@ pub mod x3d;
 
 pub use error::LoadError;
 pub use labels::{kinetics400, ntu60, Labels, Ranked};
-pub use preprocess::VideoPreprocess;
+pub use preprocess::{RgbImage, VideoPreprocess};

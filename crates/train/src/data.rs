@@ -2,8 +2,7 @@
 //! served stream's frames (the model's preprocessing spec applied to each RGB frame).
 
 use burn::prelude::*;
-use costream_engine::image::{video_input, RgbImage};
-use costream_models::VideoPreprocess;
+use costream_models::{RgbImage, VideoPreprocess};
 use costream_synth::{rng::SplitMix64, Action, Clip, Frame};
 
 /// Side of the rendered frames, in pixels, before the model's resize (as a camera's frames are
@@ -33,7 +32,7 @@ pub fn model_input(frame: Frame, spec: &VideoPreprocess) -> Vec<f32> {
         height: frame.height,
         pixels: frame.rgb,
     };
-    video_input(&image, spec)
+    spec.apply(&image)
 }
 
 /// A batch of `frames`-frame clips, one per seed, and their class indices.

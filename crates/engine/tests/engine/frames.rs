@@ -5,8 +5,7 @@
 use crate::common::*;
 use costream_continual::TemporalFill;
 use costream_engine::{
-    image::{from_raw, video_input},
-    FrameError, FramePayload, OpenOptions, PixelFormat, StreamEvent, SubmitError,
+    image::from_raw, FrameError, FramePayload, OpenOptions, PixelFormat, StreamEvent, SubmitError,
     DEFAULT_MAX_IMAGE_PIXELS,
 };
 
@@ -56,10 +55,8 @@ fn encoded_and_raw_images_are_preprocessed_as_the_model_says() {
         costream_engine::InputSpec::Video(spec) => spec.clone(),
         other => panic!("the tiny X3D takes {other:?}"),
     };
-    let expected = video_input(
-        &from_raw(PixelFormat::Rgb8, w, h, &rgb, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
-        &spec,
-    );
+    let expected =
+        spec.apply(&from_raw(PixelFormat::Rgb8, w, h, &rgb, DEFAULT_MAX_IMAGE_PIXELS).unwrap());
     let rgba: Vec<u8> = rgb
         .chunks(3)
         .flat_map(|p| [p[0], p[1], p[2], 255])
