@@ -1,7 +1,7 @@
 //! Shared by the end-to-end suites: the real `costream` binary on port 0 with its own
 //! database, a WebSocket client speaking protobuf or JSON, a minimal HTTP client, frames, and
 //! the served network run in-process as the reference.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 
 pub mod cdp;
 
