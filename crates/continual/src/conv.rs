@@ -453,10 +453,7 @@ impl<B: Backend> CoConv<B> {
         if !pointwise {
             let spatial = self.spatial([kh, kw]);
             if self.groups == 1 {
-                let (in_pass, after) = match activation {
-                    Some(ActivationKind::Relu) => (PointwiseActivation::Relu, None),
-                    other => (PointwiseActivation::Identity, other),
-                };
+                let (in_pass, after) = relu_in_pass(activation);
                 let small =
                     flex_kernel::small_plane_conv(&frame, &kernel, bias.as_ref(), spatial, in_pass);
                 if let Some(output) = small {
@@ -472,10 +469,7 @@ impl<B: Backend> CoConv<B> {
             );
         }
         if self.groups == 1 {
-            let (in_pass, after) = match activation {
-                Some(ActivationKind::Relu) => (PointwiseActivation::Relu, None),
-                other => (PointwiseActivation::Identity, other),
-            };
+            let (in_pass, after) = relu_in_pass(activation);
             let rows = kernel.clone().reshape([c_out, c_in_g]);
             if let Some(output) = flex_kernel::pointwise(&frame, &rows, bias.as_ref(), in_pass) {
                 return activate_if(after, output);
@@ -534,6 +528,17 @@ impl<B: Backend> CoConv<B> {
                 None => out,
             })
         })
+    }
+}
+
+/// How a flex kernel that can fuse a ReLU applies `activation`: a ReLU in its own pass,
+/// anything else after it (the second value, for [`activate_if`]).
+fn relu_in_pass(
+    activation: Option<ActivationKind>,
+) -> (PointwiseActivation, Option<ActivationKind>) {
+    match activation {
+        Some(ActivationKind::Relu) => (PointwiseActivation::Relu, None),
+        other => (PointwiseActivation::Identity, other),
     }
 }
 

@@ -48,11 +48,6 @@ impl<B: Backend> Overlap<B> {
         })
     }
 
-    /// Rows carried from one frame to the next.
-    pub fn overlap(&self) -> usize {
-        self.overlap
-    }
-
     /// The tail of frames, the rows the next frame gets in front.
     ///
     /// # Shapes

@@ -110,12 +110,17 @@ impl AudioSamples {
         self.len() == 0
     }
 
-    /// The samples as floats.
-    pub fn to_f32(&self) -> Vec<f32> {
-        match self {
+    /// The samples as floats, each checked to be finite.
+    ///
+    /// # Errors
+    /// [`FrameError::NonFinite`] naming the first NaN or infinite sample.
+    pub fn to_finite_f32(&self) -> Result<Vec<f32>, FrameError> {
+        let values = match self {
             AudioSamples::Pcm16(s) => s.iter().map(|&v| f32::from(v) / 32768.0).collect(),
             AudioSamples::Float(s) => s.clone(),
-        }
+        };
+        check_finite(&values)?;
+        Ok(values)
     }
 }
 
@@ -169,6 +174,14 @@ impl InputSpec {
                 persons,
             } => [*channels, *joints, *persons],
             InputSpec::Audio { chunk, .. } => [1, *chunk, 1],
+        }
+    }
+
+    /// An audio model's `(sample rate, samples per chunk)`; `None` for other inputs.
+    pub fn audio(&self) -> Option<(u32, usize)> {
+        match self {
+            InputSpec::Audio { sample_rate, chunk } => Some((*sample_rate, *chunk)),
+            _ => None,
         }
     }
 
@@ -263,9 +276,7 @@ impl InputSpec {
                         found: samples.len(),
                     });
                 }
-                let values = samples.to_f32();
-                check_finite(&values)?;
-                Ok(values)
+                samples.to_finite_f32()
             }
             (_, other) => Err(FrameError::WrongKind {
                 expected: self.describe(),

@@ -28,8 +28,6 @@ pub struct RateError {
 /// samples (`g` their greatest common divisor), each output phase with its own taps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resampler {
-    from: u32,
-    to: u32,
     /// Input samples per block (`from / g`).
     stride: usize,
     /// Output samples per block (`to / g`).
@@ -52,8 +50,6 @@ impl Resampler {
         if from == to {
             // torchaudio returns the signal itself: one tap of 1.
             return Ok(Resampler {
-                from,
-                to,
                 stride: 1,
                 phases: 1,
                 width: 0,
@@ -82,23 +78,11 @@ impl Resampler {
             }
         }
         Ok(Resampler {
-            from,
-            to,
             stride,
             phases,
             width,
             kernels,
         })
-    }
-
-    /// The input rate.
-    pub fn from_rate(&self) -> u32 {
-        self.from
-    }
-
-    /// The output rate.
-    pub fn to_rate(&self) -> u32 {
-        self.to
     }
 
     /// Output samples for `input` samples: `⌈input · to / from⌉`.
@@ -188,11 +172,6 @@ impl ResampleStream {
             received: self.received as u64,
             emitted: self.emitted as u64,
         }
-    }
-
-    /// The filter this stream runs.
-    pub fn resampler(&self) -> &Resampler {
-        &self.resampler
     }
 
     /// Takes `input` and appends to `out` every output sample it completes.

@@ -8,7 +8,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use costream_engine::{InputSpec, ModelInfo};
+use costream_engine::ModelInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -80,14 +80,8 @@ impl ModelView {
             device: m.device.to_string(),
             input: m.input.describe(),
             frame_shape: m.input.frame_shape(),
-            sample_rate: match m.input {
-                InputSpec::Audio { sample_rate, .. } => Some(sample_rate),
-                _ => None,
-            },
-            chunk_samples: match m.input {
-                InputSpec::Audio { chunk, .. } => Some(chunk),
-                _ => None,
-            },
+            sample_rate: m.input.audio().map(|(rate, _)| rate),
+            chunk_samples: m.input.audio().map(|(_, chunk)| chunk),
             frame_stride: m.frame_stride,
             delay: m.timing.delay,
             stride: m.timing.stride,

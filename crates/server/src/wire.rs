@@ -2,7 +2,7 @@
 //! frame payloads in, predictions and summaries out.
 
 use costream_engine::{
-    AudioSamples, FramePayload, InputSpec, ModelInfo, PixelFormat, StreamCounts, TemporalFill,
+    AudioSamples, FramePayload, ModelInfo, PixelFormat, StreamCounts, TemporalFill,
 };
 use costream_models::vad::DetectorParams;
 use costream_proto::v1::{
@@ -115,9 +115,9 @@ impl EffectiveOptions {
             Ok(Fill::Replicate) => true,
             Err(_) => return Err(format!("options.fill = {} is not a Fill", options.fill)),
         };
-        let voice = match model.input {
-            InputSpec::Audio { .. } => Some(VoiceOptions::resolve(options)?),
-            _ => {
+        let voice = match model.input.audio() {
+            Some(_) => Some(VoiceOptions::resolve(options)?),
+            None => {
                 let set = [
                     ("vad_threshold", options.vad_threshold.is_some()),
                     ("vad_min_silence_ms", options.vad_min_silence_ms.is_some()),

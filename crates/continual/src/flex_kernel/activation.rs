@@ -20,7 +20,7 @@ pub(crate) enum Logistic {
 
 impl Logistic {
     #[inline(always)]
-    fn apply(self, x: f32) -> f32 {
+    pub(super) fn apply(self, x: f32) -> f32 {
         let denominator = 1.0 + exp(-x);
         match self {
             Logistic::Sigmoid => 1.0 / denominator,

@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use super::activation::exp;
+use super::activation::{exp, Logistic};
 use super::{flex_from_values, from_flex, is_flex, to_flex};
 
 /// The new hidden and cell states from the gate sums `W_ih x + b_ih + W_hh h + b_hh` (gates
@@ -84,7 +84,7 @@ impl pulp::WithSimd for Update<'_> {
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+    Logistic::Sigmoid.apply(x)
 }
 
 /// `1 − 2 / (1 + e^{2x})`: ±1 where the exponential saturates, NaN for NaN; within 2e-7 of

@@ -15,7 +15,7 @@ use super::pointwise::PointwiseActivation;
 use super::{flex_from_values, from_flex, is_flex, to_flex};
 
 /// Output planes larger than this go to the other paths, which vectorise along the plane.
-pub(crate) const MAX_POSITIONS: usize = 8;
+const MAX_POSITIONS: usize = 8;
 
 /// `activation(conv2d(frame, kernel) + bias)` for `groups == 1`; `None` when `B` is not
 /// flex, a tensor is not `f32`, the output plane has more than [`MAX_POSITIONS`] positions

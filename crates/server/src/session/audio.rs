@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use costream_engine::{AudioSamples, FramePayload, InputSpec, ModelInfo};
+use costream_engine::{AudioSamples, FramePayload, ModelInfo};
 use costream_models::resample::{ResampleState, ResampleStream, Resampler};
 use serde::{Deserialize, Serialize};
 
@@ -48,10 +48,7 @@ pub(super) struct SavedResampling {
 impl AudioFront {
     /// The intake of a stream of `model`, continuing from `saved`.
     pub(super) fn new(model: &ModelInfo, saved: Option<SavedResampling>) -> AudioFront {
-        let target = match model.input {
-            InputSpec::Audio { sample_rate, chunk } => Some((sample_rate, chunk)),
-            _ => None,
-        };
+        let target = model.input.audio();
         let resampling = target
             .zip(saved)
             .and_then(|((to, _), saved)| Resampling::restore(to, saved));
@@ -96,10 +93,7 @@ impl AudioFront {
                 samples.len()
             ));
         }
-        let values = samples.to_f32();
-        if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(format!("value {index} is {value}: inputs must be finite"));
-        }
+        let values = samples.to_finite_f32().map_err(|e| e.to_string())?;
         let r = match &mut self.resampling {
             Some(r) => r,
             None => self

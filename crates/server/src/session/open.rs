@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use costream_engine::{InputSpec, ModelInfo, OpenOptions, StreamSnapshot};
+use costream_engine::{ModelInfo, OpenOptions, StreamSnapshot};
 use costream_proto::v1::{self, server_message::Msg, ErrorCode};
 
 use super::audio::{AudioFront, SavedResampling};
@@ -371,13 +371,11 @@ fn setup(
 
 /// What an audio model's frames must be, as the wire shows it; `None` for other models.
 fn audio_input(model: &ModelInfo) -> Option<v1::AudioInput> {
-    match model.input {
-        InputSpec::Audio { sample_rate, chunk } => Some(v1::AudioInput {
-            sample_rate,
-            chunk_samples: u32::try_from(chunk).unwrap_or(u32::MAX),
-        }),
-        _ => None,
-    }
+    let (sample_rate, chunk) = model.input.audio()?;
+    Some(v1::AudioInput {
+        sample_rate,
+        chunk_samples: u32::try_from(chunk).unwrap_or(u32::MAX),
+    })
 }
 
 /// The limits a stream of `model` runs under, as the wire shows them.

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use costream_engine::{InputSpec, ModelInfo};
+use costream_engine::ModelInfo;
 use costream_models::vad::{DetectorState, SpeechDetector, SpeechEvent};
 use costream_proto::v1;
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,7 @@ impl Voice {
         options: &EffectiveOptions,
         saved: Option<SavedVoice>,
     ) -> Voice {
-        let (InputSpec::Audio { sample_rate, chunk }, Some(voice)) = (&model.input, options.voice)
-        else {
+        let (Some((sample_rate, chunk)), Some(voice)) = (model.input.audio(), options.voice) else {
             return Voice(None);
         };
         let state = saved.map_or_else(DetectorState::default, |s| DetectorState {
@@ -47,8 +46,8 @@ impl Voice {
             position: s.position,
         });
         Voice(Some(Arc::new(Mutex::new(Detector {
-            detector: SpeechDetector::restore(voice.params(), *sample_rate, state),
-            chunk: *chunk,
+            detector: SpeechDetector::restore(voice.params(), sample_rate, state),
+            chunk,
         }))))
     }
 
