@@ -10,8 +10,9 @@ use costream_continual::{WeightTensor, Weights};
 use crate::error::LoadError;
 
 /// Wrapper keys under which training code stores the state dict, in the order they are tried:
-/// PySlowFast and PyTorchVideo (`model_state`), Lightning and many others (`state_dict`).
-const WRAPPER_KEYS: [&str; 2] = ["model_state", "state_dict"];
+/// PySlowFast and PyTorchVideo (`model_state`), Lightning and many others (`state_dict`),
+/// DETR-style training scripts such as OadTR's and CoOadTR's (`model`).
+const WRAPPER_KEYS: [&str; 3] = ["model_state", "state_dict", "model"];
 
 /// Reads every tensor of a checkpoint as float32 under its PyTorch key name.
 ///
@@ -19,9 +20,9 @@ const WRAPPER_KEYS: [&str; 2] = ["model_state", "state_dict"];
 /// a little-endian header length and `{`; anything else is read as a PyTorch file (zip, tar
 /// or legacy pickle, by burn-store's reader, without Python).
 ///
-/// A PyTorch file may wrap the state dict: when its keys are nested under `model_state` or
-/// `state_dict`, only that dict is kept (optimizer state, epoch, config and other
-/// entries are dropped); a `module.` prefix on every key (a saved `DataParallel`) is removed.
+/// A PyTorch file may wrap the state dict: when its keys are nested under `model_state`,
+/// `state_dict` or `model`, only that dict is kept (optimizer state, epoch, pickled
+/// arguments or config and other entries are ignored); a `module.` prefix on every key (a saved `DataParallel`) is removed.
 ///
 /// # Errors
 /// [`LoadError::Read`] naming the file: it cannot be opened, it is in no known format, a

@@ -16,6 +16,19 @@ pub fn ntu60() -> &'static Labels {
     LABELS.get_or_init(|| Labels::from_lines(include_str!("../labels/ntu60.txt")))
 }
 
+/// The 22 THUMOS'14 online-detection classes as OadTR and CoOadTR index them: `Background`,
+/// the 20 actions (alphabetical), `Ambiguous`.
+pub fn thumos14() -> &'static Labels {
+    static LABELS: OnceLock<Labels> = OnceLock::new();
+    LABELS.get_or_init(|| Labels::from_lines(include_str!("../labels/thumos14.txt")))
+}
+
+/// The 31 TVSeries classes as OadTR and CoOadTR index them: `background`, then the 30 actions.
+pub fn tvseries() -> &'static Labels {
+    static LABELS: OnceLock<Labels> = OnceLock::new();
+    LABELS.get_or_init(|| Labels::from_lines(include_str!("../labels/tvseries.txt")))
+}
+
 /// Class names by output index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labels {
@@ -109,6 +122,15 @@ mod tests {
         sorted.sort_by_key(|n| n.to_lowercase());
         sorted.dedup();
         assert_eq!(sorted, labels.names);
+    }
+
+    #[test]
+    fn online_detection_labels_start_with_background() {
+        assert_eq!(thumos14().len(), 22);
+        assert_eq!(thumos14().name(0), Some("Background"));
+        assert_eq!(thumos14().name(21), Some("Ambiguous"));
+        assert_eq!(tvseries().len(), 31);
+        assert_eq!(tvseries().name(0), Some("background"));
     }
 
     #[test]

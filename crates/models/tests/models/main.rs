@@ -3,6 +3,7 @@
 //! One binary because each test binary compiles and links the model stack for the test
 //! backend for itself.
 
+mod cooadtr_reference;
 mod properties;
 mod resample_reference;
 mod silero_vad_reference;
