@@ -2,7 +2,7 @@
 //! folder of PNG and JPEG images and an MJPEG video of synthetic actions are labelled by the
 //! built-in model; skeleton sequences (JSON, CSV) by a CoST-GCN* exactly as the same network
 //! in-process; and skeleton and feature (npy, safetensors) files sent to the video model reach
-//! it and are refused by name (costream serves no feature model yet).
+//! it and are refused by name (feature files to a feature model: `transformer.rs`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //!
 //! - [`stream`]: streams equal the network run in-process, many at once, across a disconnect;
 //! - [`audio`]: voice activity on real recordings equals silero-vad's own model;
+//! - [`transformer`]: feature streams to CoOadTR equal the network run in-process;
 //! - [`bad_input`]: every malformed or misplaced message gets its documented error;
 //! - [`operations`]: the HTTP API, limits, drain and restart, API keys, and (with
 //!   `--ignored postgres`) two servers sharing PostgreSQL;
@@ -19,3 +20,4 @@ mod client;
 mod common;
 mod operations;
 mod stream;
+mod transformer;

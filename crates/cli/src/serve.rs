@@ -14,6 +14,8 @@ use costream_engine::{
     BatchPolicy, DeviceSpec, Engine, EngineConfig, Family, ModelConfig, SlotPolicy, WeightsSource,
     DEFAULT_MAX_IMAGE_PIXELS,
 };
+use costream_models::oadtr::NamedOadTr;
+use costream_models::stgcn::NamedStGcn;
 use costream_server::auth::ApiKey;
 use costream_server::{App, Limits, QueuePolicy, ServerConfig, Store};
 use tokio::net::TcpListener;
@@ -36,14 +38,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "COSTREAM_MODEL_NAME")]
     model_name: Option<String>,
 
-    /// Family of the served model (without --config): x3d (video), stgcn (skeletons) or vad
-    /// (voice activity on 16 kHz audio).
+    /// Family of the served model (without --config): x3d (video), stgcn (skeletons), vad
+    /// (voice activity on 16 kHz audio) or transformer (online action detection on feature
+    /// vectors, CoOadTR).
     #[arg(long, env = "COSTREAM_MODEL_FAMILY", value_enum, default_value = "x3d")]
     model_family: FamilyArg,
 
     /// Variant of the served model (without --config). x3d: xs, s, m, l, tiny, tiny-nose or
     /// synthetic-actions (the default); stgcn: ntu60, ntu120 or kinetics, each also with -mod
-    /// (CoST-GCN*, a prediction every frame); vad: silero-16k (the default).
+    /// (CoST-GCN*, a prediction every frame); vad: silero-16k (the default); transformer: b1-
+    /// or b2- followed by thumos-anet, thumos-kin, tvseries or tiny (e.g. b2-thumos-kin).
     #[arg(long, env = "COSTREAM_MODEL_VARIANT")]
     model_variant: Option<String>,
 
@@ -168,6 +172,9 @@ enum FamilyArg {
     Stgcn,
     /// Voice activity detection on 16 kHz audio (variant silero-16k).
     Vad,
+    /// CoOadTR online action detection on feature vectors (variants b1-thumos-anet,
+    /// b2-thumos-kin, b1-tvseries, …).
+    Transformer,
 }
 
 /// `--log-format` values.
@@ -193,21 +200,26 @@ impl ServeArgs {
             FamilyArg::X3d => (Family::X3d, Some("synthetic-actions")),
             FamilyArg::Stgcn => (Family::StGcn, None),
             FamilyArg::Vad => (Family::Vad, Some("silero-16k")),
+            FamilyArg::Transformer => (Family::Transformer, None),
         };
         let variant = match (&self.model_variant, default_variant) {
             (Some(variant), _) => variant.clone(),
             (None, Some(variant)) => variant.to_string(),
             (None, None) => {
-                return Err(
-                    "--model-family stgcn needs --model-variant (ntu60, ntu120 or kinetics, \
-                     each also with -mod)"
-                        .into(),
-                )
+                return Err(format!(
+                    "--model-family {} needs --model-variant ({})",
+                    family.name(),
+                    match family {
+                        Family::Transformer => NamedOadTr::NAMES,
+                        _ => NamedStGcn::NAMES,
+                    }
+                ))
             }
         };
         let name = match (&self.model_name, family) {
             (Some(name), _) => name.clone(),
             (None, Family::Vad) => "silero-vad".to_string(),
+            (None, Family::Transformer) => format!("cooadtr-{variant}"),
             (None, _) => "synthetic-actions".to_string(),
         };
         let mut model = ModelConfig::new(name, family, variant, weights);

@@ -4,9 +4,12 @@
 //! ```toml
 //! [[model]]
 //! name = "cox3d-s"          # the name clients ask for
-//! family = "x3d"            # model family: x3d (video) or stgcn (skeletons)
+//! family = "x3d"            # model family: x3d (video), stgcn (skeletons), vad (audio),
+//!                           # transformer (feature vectors)
 //! variant = "s"             # x3d: xs, s, m, l, tiny, tiny-nose, synthetic-actions;
-//!                           # stgcn: ntu60, ntu120, kinetics (+ "-mod": every frame)
+//!                           # stgcn: ntu60, ntu120, kinetics (+ "-mod": every frame);
+//!                           # vad: silero-16k; transformer: b1-/b2- + thumos-anet,
+//!                           # thumos-kin, tvseries, tiny
 //! weights = "x3d_s.pyth"    # checkpoint (relative to this file), "builtin" or "random:SEED"
 //! device = "cpu"            # cpu, wgpu[:N], cuda[:N]
 //! pool_window = 64          # optional: prediction window in frames (CoX3D-*64)
@@ -47,7 +50,8 @@ pub struct ModelConfig {
     pub family: Family,
     /// The family's variant (X3D: `xs`, `s`, `m`, `l`, `tiny`, or `tiny-nose`: tiny without
     /// squeeze-excitation, `synthetic-actions`; ST-GCN: `ntu60`, `ntu120`, `kinetics`, each
-    /// also with `-mod`).
+    /// also with `-mod`; VAD: `silero-16k`; transformer: `b1-` or `b2-` followed by
+    /// `thumos-anet`, `thumos-kin`, `tvseries` or `tiny`).
     pub variant: String,
     /// Where the weights come from.
     pub weights: WeightsSource,

@@ -202,6 +202,14 @@ pub enum FrameError {
         /// Samples sent.
         found: usize,
     },
+    /// A feature vector of another length than the model's input.
+    #[error("a feature vector of {found} values: this model takes {expected} per frame")]
+    Features {
+        /// Features per frame.
+        expected: usize,
+        /// Values sent.
+        found: usize,
+    },
     /// A NaN or infinite value.
     #[error("value {index} is {value}: inputs must be finite")]
     NonFinite {

@@ -154,6 +154,12 @@ pub enum InputSpec {
         /// Persons per frame.
         persons: usize,
     },
+    /// Feature vectors (one per frame, from a backbone such as TSN or X3D), as network
+    /// frames `[features, 1, 1]`.
+    Features {
+        /// Values per frame.
+        features: usize,
+    },
     /// Mono audio, one chunk per frame, as network frames `[1, chunk, 1]`.
     Audio {
         /// Samples per second.
@@ -173,6 +179,7 @@ impl InputSpec {
                 joints,
                 persons,
             } => [*channels, *joints, *persons],
+            InputSpec::Features { features } => [*features, 1, 1],
             InputSpec::Audio { chunk, .. } => [1, *chunk, 1],
         }
     }
@@ -191,6 +198,9 @@ impl InputSpec {
             InputSpec::Video(_) => "video frames (JPEG, PNG, raw pixels or [3, H, W] tensors)",
             InputSpec::Skeleton { .. } => {
                 "skeleton joints ([persons, joints, 3] values or [3, joints, persons] tensors)"
+            }
+            InputSpec::Features { .. } => {
+                "feature vectors (one vector of values per frame, or [features, 1, 1] tensors)"
             }
             InputSpec::Audio { .. } => "audio (one chunk of mono samples per frame)",
         }
@@ -223,7 +233,10 @@ impl InputSpec {
                 },
             ) => Ok(spec.apply(&from_raw(*format, *width, *height, data, max_image_pixels)?)),
             (
-                InputSpec::Video(_) | InputSpec::Skeleton { .. } | InputSpec::Audio { .. },
+                InputSpec::Video(_)
+                | InputSpec::Skeleton { .. }
+                | InputSpec::Features { .. }
+                | InputSpec::Audio { .. },
                 FramePayload::Tensor { shape, data },
             ) => {
                 check_values(shape, data, &self.frame_shape())?;
@@ -256,6 +269,16 @@ impl InputSpec {
                     });
                 }
                 Ok(skeleton_input(data, [*channels, *joints, *persons], *sent))
+            }
+            (InputSpec::Features { features }, FramePayload::Features(values)) => {
+                if values.len() != *features {
+                    return Err(FrameError::Features {
+                        expected: *features,
+                        found: values.len(),
+                    });
+                }
+                check_finite(values)?;
+                Ok(values.clone())
             }
             (
                 InputSpec::Audio { sample_rate, chunk },
@@ -407,6 +430,58 @@ mod tests {
                 .to_string();
             assert!(err.contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn feature_vectors_are_one_frame_of_the_models_length() {
+        let spec = InputSpec::Features { features: 6 };
+        assert_eq!(spec.frame_shape(), [6, 1, 1]);
+        let values: Vec<f32> = (0..6).map(|i| i as f32 - 2.5).collect();
+        let prepared = spec
+            .prepare(
+                &FramePayload::Features(values.clone()),
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
+            .unwrap();
+        assert_eq!(prepared, values);
+        let tensor = FramePayload::Tensor {
+            shape: vec![6, 1, 1],
+            data: values.clone(),
+        };
+        assert_eq!(
+            spec.prepare(&tensor, DEFAULT_MAX_IMAGE_PIXELS).unwrap(),
+            values
+        );
+        let err = spec
+            .prepare(
+                &FramePayload::Features(vec![0.0; 5]),
+                DEFAULT_MAX_IMAGE_PIXELS,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FrameError::Features {
+                    expected: 6,
+                    found: 5
+                }
+            ),
+            "{err}"
+        );
+        let mut infinite = values;
+        infinite[4] = f32::INFINITY;
+        let err = spec
+            .prepare(&FramePayload::Features(infinite), DEFAULT_MAX_IMAGE_PIXELS)
+            .unwrap_err();
+        assert!(
+            matches!(err, FrameError::NonFinite { index: 4, .. }),
+            "{err}"
+        );
+        let err = spec
+            .prepare(&FramePayload::Encoded(vec![0xff]), DEFAULT_MAX_IMAGE_PIXELS)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("this model takes feature vectors"), "{err}");
     }
 
     #[test]

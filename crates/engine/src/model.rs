@@ -8,6 +8,7 @@ use burn::prelude::*;
 use costream_continual::{
     Activation, ActivationKind, CoModule, Sequential, State, TemporalFill, Timing,
 };
+use costream_models::oadtr::{build_co_oadtr, load_co_oadtr, NamedOadTr};
 use costream_models::stgcn::{build_stgcn, load_stgcn, NamedStGcn};
 use costream_models::vad::{self, build_silero_vad, load_silero_vad, SileroVadConfig};
 use costream_models::x3d::{load_x3d, NamedX3d};
@@ -35,6 +36,10 @@ pub enum Family {
     /// `silero-16k`: Silero VAD, by default with the package's pretrained weights); each
     /// answer is the chunk's speech probability.
     Vad,
+    /// Online action detection on per-frame feature vectors with a continual transformer
+    /// (CoOadTR; variants `b1-thumos-anet`, `b2-thumos-kin`, `b1-tvseries`, …, `b1-tiny`);
+    /// each answer is the newest frame's class probabilities, background included.
+    Transformer,
 }
 
 impl Family {
@@ -44,6 +49,7 @@ impl Family {
             Family::X3d => "x3d",
             Family::StGcn => "stgcn",
             Family::Vad => "vad",
+            Family::Transformer => "transformer",
         }
     }
 }
@@ -98,6 +104,7 @@ impl<B: Backend> LoadedModel<B> {
             Family::X3d => load_x3d_model(config, device),
             Family::StGcn => load_stgcn_model(config, device),
             Family::Vad => load_vad_model(config, device),
+            Family::Transformer => load_transformer_model(config, device),
         }
     }
 
@@ -340,6 +347,55 @@ fn load_vad_model<B: Backend>(
     Ok(LoadedModel::describe(config, network, input, 1, labels))
 }
 
+/// CoOadTR on feature vectors, with a softmax so that steps give class probabilities.
+fn load_transformer_model<B: Backend>(
+    config: &ModelConfig,
+    device: &B::Device,
+) -> Result<LoadedModel<B>, EngineError> {
+    let bad = |message: String| config_error(config, message);
+    let named = NamedOadTr::from_name(&config.variant).ok_or_else(|| {
+        bad(format!(
+            "unknown transformer variant `{}`: expected {}",
+            config.variant,
+            NamedOadTr::NAMES
+        ))
+    })?;
+    if config.pool_window.is_some() {
+        return Err(bad(
+            "pool_window does not apply to transformer: its window is the variant's".into(),
+        ));
+    }
+    let mut oadtr = named.config.clone();
+    if let Some(classes) = config.num_classes {
+        oadtr.classes = classes;
+    }
+    let load_error = |message: String| load_failed(config, message);
+    let network = match &config.weights {
+        WeightsSource::File(path) => load_co_oadtr::<B>(&oadtr, path, device),
+        WeightsSource::Builtin => {
+            return Err(bad(
+                "there are no built-in transformer weights: give a checkpoint file or \
+                 random:SEED"
+                    .into(),
+            ))
+        }
+        WeightsSource::Random { seed } => {
+            B::seed(device, *seed);
+            build_co_oadtr::<B>(&oadtr, device)
+        }
+    }
+    .map_err(|e| load_error(e.to_string()))?;
+    let network = Sequential::named(vec![
+        ("network", network.into()),
+        ("softmax", Activation::new(ActivationKind::Softmax).into()),
+    ]);
+    let labels = labels(config, oadtr.classes, named.default_labels(oadtr.classes))?;
+    let input = InputSpec::Features {
+        features: oadtr.input_features,
+    };
+    Ok(LoadedModel::describe(config, network, input, 1, labels))
+}
+
 /// [`EngineError::Config`] for `config`'s model.
 fn config_error(config: &ModelConfig, message: String) -> EngineError {
     EngineError::Config {
@@ -431,6 +487,59 @@ mod tests {
                     ..config("silero-16k")
                 },
                 "pool_window does not apply to vad",
+            ),
+        ];
+        for (config, message) in refusals {
+            let err = LoadedModel::<Cpu>::load(&config, &Default::default())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_transformer_family_serves_co_oadtr_on_feature_vectors() {
+        let config = |variant: &str| {
+            ModelConfig::new(
+                "oadtr",
+                Family::Transformer,
+                variant,
+                WeightsSource::Random { seed: 5 },
+            )
+        };
+        let model = LoadedModel::<Cpu>::load(&config("b2-tiny"), &Default::default()).unwrap();
+        assert_eq!(model.info.input, InputSpec::Features { features: 16 });
+        assert_eq!(model.info.timing.delay, 7);
+        assert_eq!(model.info.labels.name(4), Some("class_4"));
+        let thumos = ModelConfig {
+            num_classes: Some(3),
+            ..config("b1-tiny")
+        };
+        let model = LoadedModel::<Cpu>::load(&thumos, &Default::default()).unwrap();
+        assert_eq!(model.info.labels.len(), 3);
+        let refusals = [
+            (config("b3-tiny"), "unknown transformer variant `b3-tiny`"),
+            (
+                ModelConfig {
+                    weights: WeightsSource::Builtin,
+                    ..config("b1-tiny")
+                },
+                "no built-in transformer weights",
+            ),
+            (
+                ModelConfig {
+                    pool_window: Some(4),
+                    ..config("b1-tiny")
+                },
+                "pool_window does not apply to transformer",
+            ),
+            (
+                ModelConfig {
+                    weights: WeightsSource::File("/nonexistent/cooadtr.pth".into()),
+                    ..config("b1-tiny")
+                },
+                "/nonexistent/cooadtr.pth",
             ),
         ];
         for (config, message) in refusals {

@@ -2,6 +2,8 @@
 
 use costream_continual::{ConfigError, PositionalTable};
 
+use crate::labels::{thumos14, tvseries, Labels};
+
 /// Every dimension of a CoOadTR network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoOadTrConfig {
@@ -43,6 +45,21 @@ pub enum OadTrDataset {
 }
 
 impl OadTrDataset {
+    /// Every dataset, in the order names list them.
+    pub const ALL: [OadTrDataset; 3] = [
+        OadTrDataset::ThumosAnet,
+        OadTrDataset::ThumosKinetics,
+        OadTrDataset::TvSeries,
+    ];
+
+    /// The dataset's class names, background first.
+    pub fn labels(self) -> &'static Labels {
+        match self {
+            OadTrDataset::ThumosAnet | OadTrDataset::ThumosKinetics => thumos14(),
+            OadTrDataset::TvSeries => tvseries(),
+        }
+    }
+
     /// Features per frame and classes.
     fn sizes(self) -> (usize, usize) {
         match self {
@@ -52,7 +69,8 @@ impl OadTrDataset {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The dataset's part of a variant name: `thumos-anet`, `thumos-kin`, `tvseries`.
+    pub fn name(self) -> &'static str {
         match self {
             OadTrDataset::ThumosAnet => "thumos-anet",
             OadTrDataset::ThumosKinetics => "thumos-kin",
@@ -97,32 +115,6 @@ impl CoOadTrConfig {
             classes: 5,
             attention_bias: false,
         }
-    }
-
-    /// The names [`CoOadTrConfig::from_name`] takes, as messages list them.
-    pub const NAMES: &'static str = "b1-thumos-anet, b1-thumos-kin, b1-tvseries, b2-thumos-anet, \
-                                     b2-thumos-kin, b2-tvseries, b1-tiny, b2-tiny";
-
-    /// The network a server names: `b{1,2}-{thumos-anet, thumos-kin, tvseries}`
-    /// ([`CoOadTrConfig::paper`]) or `b{1,2}-tiny` ([`CoOadTrConfig::tiny`]); `None` for any
-    /// other name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        let (layers, rest) = match name.split_once('-')? {
-            ("b1", rest) => (1, rest),
-            ("b2", rest) => (2, rest),
-            _ => return None,
-        };
-        if rest == "tiny" {
-            return Some(CoOadTrConfig::tiny(layers));
-        }
-        [
-            OadTrDataset::ThumosAnet,
-            OadTrDataset::ThumosKinetics,
-            OadTrDataset::TvSeries,
-        ]
-        .into_iter()
-        .find(|d| d.name() == rest)
-        .map(|d| CoOadTrConfig::paper(layers, d))
     }
 
     /// Frames a stream sends before its first prediction, minus one: the window fills first.
@@ -175,17 +167,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_give_the_paper_presets() {
-        let b2 = CoOadTrConfig::from_name("b2-thumos-kin").unwrap();
+    fn the_paper_presets_have_their_datasets_sizes() {
+        let b2 = CoOadTrConfig::paper(2, OadTrDataset::ThumosKinetics);
         assert_eq!((b2.layers, b2.input_features, b2.classes), (2, 4096, 22));
         assert_eq!((b2.window, b2.positions, b2.delay()), (64, 127, 63));
-        let tv = CoOadTrConfig::from_name("b1-tvseries").unwrap();
-        assert_eq!((tv.layers, tv.classes), (1, 31));
-        for name in CoOadTrConfig::NAMES.split(", ") {
-            CoOadTrConfig::from_name(name).unwrap().validate().unwrap();
-        }
-        for bad in ["b3-tiny", "b1", "b1-thumos", "x-tiny", ""] {
-            assert_eq!(CoOadTrConfig::from_name(bad), None, "{bad}");
+        for dataset in OadTrDataset::ALL {
+            let config = CoOadTrConfig::paper(1, dataset);
+            config.validate().unwrap();
+            assert_eq!(dataset.labels().len(), config.classes, "{dataset:?}");
         }
     }
 

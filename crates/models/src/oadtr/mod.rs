@@ -14,11 +14,14 @@
 //! - [`build`]: the network from a configuration.
 //! - [`load`]: checkpoints of CoOadTR's training code, of the reference library and
 //!   costream's own.
+//! - [`named`]: the variants a server names, with their datasets' class names.
 
 pub mod build;
 pub mod config;
 pub mod load;
+pub mod named;
 
 pub use build::build_co_oadtr;
 pub use config::{CoOadTrConfig, OadTrDataset};
 pub use load::{load_co_oadtr, load_co_oadtr_weights, OadTrLayout};
+pub use named::NamedOadTr;
