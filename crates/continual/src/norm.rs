@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use crate::error::WeightError;
 use crate::fill::TemporalFill;
+use crate::flex_kernel;
 use crate::module::CoModule;
 use crate::per_frame::{frame_op_modules, per_channel, FrameOp};
 use crate::state::{reshape_adding_dims, State};
@@ -299,10 +300,14 @@ impl<B: Backend> FrameOp<B> for LayerNorm<B> {
     }
 
     fn apply(&self, frames: Tensor<B, 4>) -> Tensor<B, 4> {
+        let (gamma, beta) = (self.gamma.val(), self.beta.val());
+        if let Some(normed) = flex_kernel::layer_norm(&frames, &gamma, &beta, self.epsilon) {
+            return normed;
+        }
         let rows = frames.dims()[0];
         let (var, mean) = frames.clone().var_mean_bias(1);
         let normed = (frames - mean) / (var + self.epsilon).sqrt();
-        normed * per_channel(self.gamma.val(), rows) + per_channel(self.beta.val(), rows)
+        normed * per_channel(gamma, rows) + per_channel(beta, rows)
     }
 
     fn load(&mut self, weights: &mut Weights, prefix: &str) -> Result<(), WeightError> {

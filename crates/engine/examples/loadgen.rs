@@ -5,7 +5,9 @@
 //! cargo run --release -p costream-engine --example loadgen -- \
 //!     --variant s --device cpu --streams 1,4,16 --frames 10
 //! ```
-//! Options: `--variant tiny|xs|s|m|l` (x3d), `--weights random:SEED|FILE`, `--device
+//! Options: `--family x3d|stgcn|vad|transformer` (default x3d), `--variant NAME` (the
+//! family's, e.g. `tiny|xs|s|m|l` for x3d, `b2-thumos-anet` for transformer), `--weights
+//! random:SEED|FILE|builtin`, `--device
 //! cpu|wgpu|cuda[:N]`, `--streams N,N,…`, `--frames N` (measured per stream, after the fill),
 //! `--max-batch N` (default: all streams in one batch), `--max-wait-ms MS`.
 
@@ -16,6 +18,7 @@ use costream_engine::loadgen::run_load;
 use costream_engine::{Engine, EngineConfig, Family, ModelConfig, WeightsSource};
 
 struct Args {
+    family: Family,
     variant: String,
     weights: WeightsSource,
     device: costream_engine::DeviceSpec,
@@ -27,6 +30,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
+        family: Family::X3d,
         variant: "tiny".into(),
         weights: WeightsSource::Random { seed: 1 },
         device: costream_engine::DeviceSpec::Cpu,
@@ -40,6 +44,15 @@ fn parse() -> Result<Args, String> {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
         match flag.as_str() {
+            "--family" => {
+                args.family = match value.as_str() {
+                    "x3d" => Family::X3d,
+                    "stgcn" => Family::StGcn,
+                    "vad" => Family::Vad,
+                    "transformer" => Family::Transformer,
+                    other => return Err(format!("unknown family {other}")),
+                }
+            }
             "--variant" => args.variant = value,
             "--weights" => args.weights = value.parse()?,
             "--device" => args.device = value.parse().map_err(|e| format!("{e}"))?,
@@ -73,7 +86,7 @@ fn main() -> ExitCode {
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &streams in &args.streams {
         let mut model =
-            ModelConfig::new("m", Family::X3d, args.variant.clone(), args.weights.clone());
+            ModelConfig::new("m", args.family, args.variant.clone(), args.weights.clone());
         model.device = args.device;
         model.slots.capacity = streams;
         model.slots.max_pending_frames = 4;
@@ -91,7 +104,8 @@ fn main() -> ExitCode {
         let info = engine.model("m").map(|m| m.timing.delay + 1).unwrap_or(1);
         match run_load(&engine, "m", streams, info, args.frames) {
             Ok(r) => println!(
-                "| x3d-{} | {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
+                "| {}-{} | {} | {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
+                args.family.name(),
                 args.variant,
                 args.device,
                 streams,

@@ -11,9 +11,12 @@
 mod activation;
 mod conv2d;
 mod depthwise_step;
+mod layer_norm;
 mod lstm;
+mod one_query;
 mod phases;
 mod pointwise;
+mod slot_write;
 mod small_plane;
 
 use std::any::{Any, TypeId};
@@ -25,9 +28,12 @@ use burn_flex::FlexTensor;
 pub(crate) use activation::{logistic, Logistic};
 pub(crate) use conv2d::conv2d;
 pub(crate) use depthwise_step::{depthwise_step, DepthwiseStep};
+pub(crate) use layer_norm::layer_norm;
 pub(crate) use lstm::lstm_update;
+pub(crate) use one_query::attend_one_query;
 pub(crate) use phases::Spatial;
 pub(crate) use pointwise::{pointwise, PointwiseActivation};
+pub(crate) use slot_write::write_slots;
 pub(crate) use small_plane::small_plane_conv;
 
 /// Whether `B`'s float tensors are flex tensors.

@@ -9,7 +9,8 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use crate::error::{ConfigError, WeightError};
-use crate::per_frame::{FrameOp, Linear, LinearConfig};
+use crate::flex_kernel;
+use crate::per_frame::{project_rows, FrameOp, Linear, LinearConfig};
 use crate::state::{contiguous, index_tensor};
 use crate::weights::{join_key, Weights};
 
@@ -104,7 +105,7 @@ impl<B: Backend> MultiheadAttention<B> {
     /// - tokens: `[batch, n, d]`; each output `[batch, heads, n, head_dim]`
     pub fn project(&self, tokens: Tensor<B, 3>) -> Projected<B> {
         let [batch, n, d] = tokens.dims();
-        let mut qkv = tokens.reshape([batch * n, d]).matmul(self.in_proj.val());
+        let mut qkv = project_rows(tokens.reshape([batch * n, d]), self.in_proj.val());
         if let Some(bias) = &self.in_bias {
             qkv = qkv + bias.val().unsqueeze_dim(0);
         }
@@ -115,12 +116,17 @@ impl<B: Backend> MultiheadAttention<B> {
         // permuted views (see `state::take_slots` and `state::contiguous`).
         let split = |part: usize| {
             let columns: Vec<usize> = (part * d..(part + 1) * d).collect();
-            contiguous(
-                qkv.clone()
-                    .select(1, index_tensor::<B>(&columns, &device))
-                    .reshape([batch, n, heads, head_dim])
-                    .swap_dims(1, 2),
-            )
+            let gathered = qkv.clone().select(1, index_tensor::<B>(&columns, &device));
+            if n == 1 {
+                // One token (a step): `[batch, 1, heads, head_dim]` is already head-major.
+                gathered.reshape([batch, heads, 1, head_dim])
+            } else {
+                contiguous(
+                    gathered
+                        .reshape([batch, n, heads, head_dim])
+                        .swap_dims(1, 2),
+                )
+            }
         };
         Projected {
             q: split(0) * (1.0 / (head_dim as f64).sqrt()),
@@ -236,6 +242,35 @@ pub fn attend<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> 
     numerator / denominator
 }
 
+/// [`attend`] for one query per head (a single-output step): on flex in one pass per head
+/// (`flex_kernel::attend_one_query`); elsewhere with the logits computed as `k · qᵀ`, so
+/// that the keys are read where they lie rather than transposed.
+///
+/// # Shapes
+/// - q: `[batch, heads, 1, head_dim]` (already scaled), k and v `[batch, heads, n, head_dim]`;
+///   output `[batch, heads, 1, head_dim]`
+pub fn attend_one_query<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    if let Some(attended) = flex_kernel::attend_one_query(&q, &k, &v) {
+        return attended;
+    }
+    let [batch, heads, n, head_dim] = k.dims();
+    // `[batch, heads, 1, head_dim]` and `[batch, heads, head_dim, 1]` share their layout, as do
+    // the logits' `[batch, heads, n, 1]` and `[batch, heads, 1, n]`.
+    let logits = k
+        .matmul(q.reshape([batch, heads, head_dim, 1]))
+        .reshape([batch, heads, 1, n]);
+    let SoftmaxSums {
+        numerator,
+        denominator,
+        ..
+    } = sums_of_logits(logits, v);
+    numerator / denominator
+}
+
 /// The parts of a softmax-weighted sum kept apart: `max` is each query's largest logit,
 /// `denominator = Σ exp(l − max)` and `numerator = Σ exp(l − max) · v`.
 ///
@@ -261,7 +296,11 @@ pub fn softmax_sums<B: Backend>(
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
 ) -> SoftmaxSums<B> {
-    let logits = q.matmul(k.swap_dims(2, 3));
+    sums_of_logits(q.matmul(k.swap_dims(2, 3)), v)
+}
+
+/// The softmax sums from the logits `[batch, heads, queries, n]` and values.
+fn sums_of_logits<B: Backend>(logits: Tensor<B, 4>, v: Tensor<B, 4>) -> SoftmaxSums<B> {
     let max = logits.clone().max_dim(3);
     let weights = (logits - max.clone()).exp();
     SoftmaxSums {

@@ -11,8 +11,10 @@
 //! # Algorithm and cost per step
 //! With `d` features, `f` feed-forward width, `L` layers (`h` heads change only constants):
 //! - `L = 1`, last output: **single-output** attention. The state keeps the window's keys and
-//!   values; a step projects the new token, attends with its query only, and runs the rest of
-//!   the layer for that token: `O(d² + N·d + d·f)` (the window costs `O(N·d² + N²·d + N·d·f)`).
+//!   values in rings (`ring.rs`: the newest token overwrites the oldest in place; the
+//!   query's softmax does not depend on the keys' order); a step projects the new token,
+//!   attends with its query only, and runs the rest of the layer for that token:
+//!   `O(d² + N·d + d·f)` (the window costs `O(N·d² + N²·d + N·d·f)`).
 //! - Otherwise the first layer is **retroactive** ([`super::retroactive`]): every query's
 //!   softmax sums are updated in `O(N·d)`, then its out-projection and feed-forward block run
 //!   on the `N` updated tokens, `O(N·d² + N·d·f)`. Its outputs change for every token of the
@@ -41,9 +43,10 @@ use crate::norm::{LayerNorm, NormConfig};
 use crate::per_frame::FrameOp;
 use crate::state::{contiguous, index_tensor, State};
 use crate::timing::Timing;
-use crate::transformer::attention::{attend, Projected};
+use crate::transformer::attention::{attend_one_query, Projected};
 use crate::transformer::layer::{on_tokens, EncoderLayer, EncoderLayerConfig};
 use crate::transformer::retroactive::RetroactiveSums;
+use crate::transformer::ring;
 use crate::transformer::window::{from_buffer, slide, to_buffer};
 use crate::weights::{join_key, Weights};
 
@@ -127,7 +130,7 @@ enum WindowPhase {
     Sliding,
 }
 
-/// State buffers of the single-output form: the window's keys and values.
+/// State buffers of the single-output form: the window's keys and values, as rings.
 const SINGLE_BUFFERS: usize = 2;
 /// State buffers of the retroactive form: inputs, queries, keys, values and the sums.
 const RETRO_BUFFERS: usize = 8;
@@ -192,21 +195,37 @@ impl<B: Backend> TransformerEncoder<B> {
         contiguous(tokens.swap_dims(1, 2)).reshape([rows, d, n, 1])
     }
 
+    /// The single-output step: the newest token's key and value go into the rings (each
+    /// `[rows, heads, N, head_dim]`, slot `step mod N`), and its query attends to the whole
+    /// ring.
     fn step_single(&self, token: Tensor<B, 3>, state: &mut State<B>) -> Option<Tensor<B, 4>> {
         let layer = &self.layers[0];
         let newest = layer
             .self_attn
             .project(layer.attention_input(token.clone()));
-        let [k, v] = [0, 1].map(|i| self.window_buffer(state, i, &newest.k));
-        let (k, v) = (slide(k, newest.k), slide(v, newest.v));
-        state.buffers[0] = Some(to_buffer(k.clone()));
-        state.buffers[1] = Some(to_buffer(v.clone()));
+        let [rows, heads, _, head_dim] = newest.k.dims();
+        let n = self.sequence_len;
+        let slots = ring::slots(state, n);
+        let device = token.device();
+        let take = |state: &mut State<B>, index: usize, dims: [usize; 4]| {
+            state.buffers[index]
+                .take()
+                .map_or_else(|| Tensor::zeros(dims, &device), from_buffer)
+        };
+        let keys = take(state, 0, [rows, heads, n, head_dim]);
+        let values = take(state, 1, [rows, heads, n, head_dim]);
+        let keys = ring::write_slots(keys, newest.k, 2, &slots);
+        let values = ring::write_slots(values, newest.v, 2, &slots);
+        state.buffers[0] = Some(to_buffer(keys.clone()));
+        state.buffers[1] = Some(to_buffer(values.clone()));
         let filling = self.phase(state) == WindowPhase::Filling;
         state.advance();
         if filling {
             return None;
         }
-        let attended = layer.self_attn.merge(attend(newest.q, k, v));
+        let attended = layer
+            .self_attn
+            .merge(attend_one_query(newest.q, keys, values));
         Some(Self::frame(self.final_norm(layer.finish(token, attended))))
     }
 
@@ -310,7 +329,7 @@ impl<B: Backend> CoModule<B> for TransformerEncoder<B> {
 
     fn init_state(&self, rows: usize, fill: TemporalFill, device: &B::Device) -> State<B> {
         let (form, buffers) = if self.single_output() {
-            ("single_output", SINGLE_BUFFERS)
+            ("single_output_ring", SINGLE_BUFFERS)
         } else {
             ("retroactive", RETRO_BUFFERS)
         };

@@ -10,6 +10,7 @@ pub mod attention;
 pub mod encoder;
 pub mod layer;
 mod retroactive;
+mod ring;
 mod window;
 
 pub use attention::{InProjection, MultiheadAttention};
