@@ -237,8 +237,14 @@ async fn fifty_concurrent_streams_each_get_their_own_predictions_in_order() {
         let frames: Vec<Vec<f32>> = (0..FRAMES).map(|t| frame_values(s, t, SIZE)).collect();
         reference_steps(&network, &frames, SIZE, TemporalFill::Zeros)
     };
+    // A stream's answers must match its own frames to TOLERANCE; other streams' answers are
+    // several times that far away.
+    const TOLERANCE: f32 = 1e-5;
     let between = max_diff(&apart(0), &apart(1));
-    assert!(between > 1e-4, "streams 0 and 1 differ by only {between}");
+    assert!(
+        between > 5.0 * TOLERANCE,
+        "streams 0 and 1 differ by only {between}"
+    );
     let mut tasks = Vec::new();
     for s in 0..STREAMS {
         let mut client = Client::connect(&server, Format::Proto).await;
@@ -265,7 +271,7 @@ async fn fifty_concurrent_streams_each_get_their_own_predictions_in_order() {
         let streamed: Vec<Vec<f32>> = predictions.into_iter().map(|p| p.2).collect();
         let diff = max_diff(&streamed, &expected);
         assert!(
-            diff <= 1e-5,
+            diff <= TOLERANCE,
             "stream {s} differs from itself stepped alone by {diff}"
         );
     }

@@ -109,7 +109,7 @@ impl LinearConfig {
         };
         Linear {
             // PyTorch's `[out, in]` underneath, as loaded weights are (see `project_rows`).
-            weight: Param::from_tensor(init.init([d_out, d_in], device).val().transpose()),
+            weight: Param::from_tensor(init.init([d_out, d_in], device).val().transpose().detach()),
             bias: self.bias.then(|| eager(init.init([d_out], device))),
         }
     }
@@ -165,7 +165,7 @@ impl<B: Backend> FrameOp<B> for Linear<B> {
             [d_out, d_in],
             &device,
         )?;
-        self.weight = Param::from_tensor(w.transpose());
+        self.weight = Param::from_tensor(w.transpose().detach());
         if self.bias.is_some() {
             self.bias = Some(Param::from_tensor(weights.take(
                 &join_key(prefix, "bias"),

@@ -16,8 +16,10 @@ mod lstm;
 mod one_query;
 mod phases;
 mod pointwise;
+mod retroactive_step;
 mod slot_write;
 mod small_plane;
+mod window_shift;
 
 use std::any::{Any, TypeId};
 
@@ -33,8 +35,10 @@ pub(crate) use lstm::lstm_update;
 pub(crate) use one_query::attend_one_query;
 pub(crate) use phases::Spatial;
 pub(crate) use pointwise::{pointwise, PointwiseActivation};
+pub(crate) use retroactive_step::retroactive_step;
 pub(crate) use slot_write::write_slots;
 pub(crate) use small_plane::small_plane_conv;
+pub(crate) use window_shift::shift_window;
 
 /// Whether `B`'s float tensors are flex tensors.
 pub(crate) fn is_flex<B: Backend>() -> bool {
@@ -56,6 +60,26 @@ fn from_flex<B: Backend, const D: usize>(flex: FlexTensor) -> Option<Tensor<B, D
     let boxed: Box<dyn Any> = Box::new(flex);
     let primitive = boxed.downcast::<B::FloatTensorPrimitive>().ok()?;
     Some(Tensor::from_primitive(TensorPrimitive::Float(*primitive)))
+}
+
+/// `Σ a_i b_i` in 16 interleaved partial sums (the compiler keeps them in vector registers).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// A contiguous `f32` flex tensor of `shape` holding `values`.

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::activation::exp;
-use super::{flex_from_values, from_flex, is_flex, to_flex};
+use super::{dot, flex_from_values, from_flex, is_flex, to_flex};
 
 /// `softmax(q · kᵀ) · v` per stream and head, with the largest logit subtracted before `exp`;
 /// `None` when `B` is not flex or a tensor is not `f32`.
@@ -58,26 +58,6 @@ pub(crate) fn attend_one_query<B: Backend>(
         attended.iter_mut().for_each(|a| *a /= denominator);
     }
     from_flex(flex_from_values(out, vec![rows, heads, 1, head_dim]))
-}
-
-/// `Σ a_i b_i` in 16 interleaved partial sums (kept in vector registers).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut lanes = [0.0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
-            *lane += x * y;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -104,19 +104,47 @@ impl<B: Backend> MultiheadAttention<B> {
     /// # Shapes
     /// - tokens: `[batch, n, d]`; each output `[batch, heads, n, head_dim]`
     pub fn project(&self, tokens: Tensor<B, 3>) -> Projected<B> {
+        let [q, k, v] = self.project_parts(tokens, 0);
+        Projected {
+            q: self.scaled(q),
+            k,
+            v,
+        }
+    }
+
+    /// Queries scaled by `1/√head_dim`.
+    fn scaled(&self, q: Tensor<B, 4>) -> Tensor<B, 4> {
+        q * (1.0 / (self.head_dim() as f64).sqrt())
+    }
+
+    /// Projects tokens with `P` parts of the in-projection from part `first` on (0 queries,
+    /// 1 keys, 2 values; queries unscaled), each split into heads.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, n, d]`; each output `[batch, heads, n, head_dim]`
+    fn project_parts<const P: usize>(
+        &self,
+        tokens: Tensor<B, 3>,
+        first: usize,
+    ) -> [Tensor<B, 4>; P] {
         let [batch, n, d] = tokens.dims();
-        let mut qkv = project_rows(tokens.reshape([batch * n, d]), self.in_proj.val());
+        let columns = first * d..(first + P) * d;
+        let weight = self.in_proj.val().narrow(1, columns.start, columns.len());
+        let mut projected = project_rows(tokens.reshape([batch * n, d]), weight);
         if let Some(bias) = &self.in_bias {
-            qkv = qkv + bias.val().unsqueeze_dim(0);
+            let bias = bias.val().narrow(0, columns.start, columns.len());
+            projected = projected + bias.unsqueeze_dim(0);
         }
         let (heads, head_dim) = (self.heads, self.head_dim());
-        let device = qkv.device();
+        let device = projected.device();
         // Gathered rather than sliced, and laid out afresh: the parts go into state windows
         // that are reshaped and concatenated, which cubecl backends get wrong for sliced and
         // permuted views (see `state::take_slots` and `state::contiguous`).
         let split = |part: usize| {
             let columns: Vec<usize> = (part * d..(part + 1) * d).collect();
-            let gathered = qkv.clone().select(1, index_tensor::<B>(&columns, &device));
+            let gathered = projected
+                .clone()
+                .select(1, index_tensor::<B>(&columns, &device));
             if n == 1 {
                 // One token (a step): `[batch, 1, heads, head_dim]` is already head-major.
                 gathered.reshape([batch, heads, 1, head_dim])
@@ -128,11 +156,7 @@ impl<B: Backend> MultiheadAttention<B> {
                 )
             }
         };
-        Projected {
-            q: split(0) * (1.0 / (head_dim as f64).sqrt()),
-            k: split(1),
-            v: split(2),
-        }
+        std::array::from_fn(split)
     }
 
     /// Joins the heads of per-head attention outputs and applies the output projection.
@@ -152,14 +176,16 @@ impl<B: Backend> MultiheadAttention<B> {
     /// # Shapes
     /// - tokens: `[batch, n, d]`; output `[batch, n, d]`, or `[batch, 1, d]` with `last_only`
     pub fn forward_window(&self, tokens: Tensor<B, 3>, last_only: bool) -> Tensor<B, 3> {
-        let Projected { q, k, v } = self.project(tokens);
-        let q = if last_only {
-            let n = q.dims()[2];
-            q.narrow(2, n - 1, 1)
-        } else {
-            q
-        };
-        self.merge(attend(q, k, v))
+        if !last_only {
+            let Projected { q, k, v } = self.project(tokens);
+            return self.merge(attend(q, k, v));
+        }
+        // The last token's query only: a third less projection work than every query's.
+        let n = tokens.dims()[1];
+        let last = contiguous(tokens.clone().narrow(1, n - 1, 1));
+        let [q] = self.project_parts(last, 0);
+        let [k, v] = self.project_parts(tokens, 1);
+        self.merge(attend(self.scaled(q), k, v))
     }
 
     /// Takes the projections from `weights` under `prefix`, packed or separate.
@@ -186,7 +212,7 @@ impl<B: Backend> MultiheadAttention<B> {
             }
             Tensor::cat(parts, 0)
         };
-        self.in_proj = Param::from_tensor(stacked.transpose());
+        self.in_proj = Param::from_tensor(stacked.transpose().detach());
         if self.in_bias.is_some() {
             let bias = weights.take(
                 &join_key(prefix, "in_proj_bias"),

@@ -229,11 +229,16 @@ impl<B: Backend> TransformerEncoder<B> {
         Some(Self::frame(self.final_norm(layer.finish(token, attended))))
     }
 
-    /// Buffer `index` of `state` as a window, zeros (shaped like `like`'s tokens) before the
-    /// first step.
-    fn window_buffer(&self, state: &State<B>, index: usize, like: &Tensor<B, 4>) -> Tensor<B, 4> {
-        match &state.buffers[index] {
-            Some(buffer) => from_buffer(buffer.clone()),
+    /// Buffer `index` of `state`, taken out of it (so that the step may update it in place),
+    /// as a window; zeros (shaped like `like`'s tokens) before the first step.
+    fn window_buffer(
+        &self,
+        state: &mut State<B>,
+        index: usize,
+        like: &Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        match state.buffers[index].take() {
+            Some(buffer) => from_buffer(buffer),
             None => {
                 let [rows, groups, _, c] = like.dims();
                 Tensor::zeros([rows, groups, self.sequence_len, c], &like.device())
@@ -293,11 +298,13 @@ impl<B: Backend> TransformerEncoder<B> {
         }
     }
 
-    fn stored_sums(&self, state: &State<B>) -> RetroactiveSums<B> {
-        let get = |i: usize| {
+    /// The sums of a full window, taken out of `state` (so that the step may update them in
+    /// place; [`Self::store_sums`] puts them back).
+    fn stored_sums(&self, state: &mut State<B>) -> RetroactiveSums<B> {
+        let mut get = |i: usize| {
             from_buffer(
                 state.buffers[i]
-                    .clone()
+                    .take()
                     .expect("a full window has every buffer: this is a bug"),
             )
         };

@@ -22,6 +22,7 @@
 use burn::prelude::*;
 use burn::tensor::{Bool, IndexingUpdateOp};
 
+use crate::flex_kernel;
 use crate::state::index_tensor;
 use crate::transformer::attention::{softmax_sums, Projected, SoftmaxSums};
 use crate::transformer::window::{oldest, slide, without_oldest};
@@ -81,6 +82,32 @@ impl<B: Backend> RetroactiveSums<B> {
             // not broadcast on every backend).
             return Self::exact(newest);
         }
+        let sums = [
+            self.q, self.k, self.v, self.max, self.den, self.num, self.peak,
+        ];
+        let fused = flex_kernel::retroactive_step(sums, [&newest.q, &newest.k, &newest.v]);
+        let (fused, [q, k, v, max, den, num, peak]) = match fused {
+            Ok(stepped) => (true, stepped),
+            Err(sums) => (false, sums),
+        };
+        let sums = RetroactiveSums {
+            q,
+            k,
+            v,
+            max,
+            den,
+            num,
+            peak,
+        };
+        if fused {
+            sums.repair()
+        } else {
+            sums.step_with_tensor_ops(newest)
+        }
+    }
+
+    /// [`RetroactiveSums::step`] with burn's tensor ops (every backend but flex).
+    fn step_with_tensor_ops(self, newest: Projected<B>) -> Self {
         let (k_old, v_old) = (oldest(self.k.clone()), oldest(self.v.clone()));
         // The queries that stay: remove the evicted key's term.
         let q = without_oldest(self.q);

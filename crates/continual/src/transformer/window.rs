@@ -2,16 +2,22 @@
 
 use burn::prelude::*;
 
+use crate::flex_kernel;
 use crate::state::{index_tensor, reshape_adding_dims};
 
 /// The window after one step: the oldest token dropped, `newest` appended.
 ///
-/// The kept tokens are gathered rather than sliced (see [`crate::state`]'s `take_slots` for
-/// why: cubecl backends mis-size a `cat` of sliced views).
+/// On flex the window moves in place (`flex_kernel::shift_window`). Elsewhere the kept tokens
+/// are gathered rather than sliced (see [`crate::state`]'s `take_slots` for why: cubecl
+/// backends mis-size a `cat` of sliced views).
 ///
 /// # Shapes
 /// - window: `[rows, groups, n, c]`; newest: `[rows, groups, 1, c]`; output like `window`
 pub(crate) fn slide<B: Backend>(window: Tensor<B, 4>, newest: Tensor<B, 4>) -> Tensor<B, 4> {
+    let window = match flex_kernel::shift_window(window, &newest) {
+        Ok(shifted) => return shifted,
+        Err(window) => window,
+    };
     let n = window.dims()[2];
     let kept: Vec<usize> = (1..n).collect();
     let kept = window.select(2, index_tensor::<B>(&kept, &newest.device()));
