@@ -183,6 +183,23 @@ def run(net, c, features):
 # --- weights and inputs from a formula (the full-size case) --------------------------------
 
 
+def thumos_anet(layers):
+    """CoOadTR-b{layers} as its paper trained it on THUMOS'14 with ActivityNet features
+    (`run_all.sh`): costream's `b{layers}-thumos-anet`."""
+    return dict(
+        name=f"b{layers}-thumos-anet",
+        input_features=3072,
+        d_model=1024,
+        heads=8,
+        feedforward=1024,
+        layers=layers,
+        window=64,
+        positions=127,
+        learned=False,
+        classes=22,
+    )
+
+
 def formula(key, shape):
     """Values of tensor `key`: element i is `u(fnv1a(key) + i)` scaled, where `u` is the
     splitmix32-style hash below mapped to [-1, 1) with 24 bits. The input features (`input`)
@@ -282,18 +299,7 @@ def full_size():
     cases = {}
     frames = 2 * 64 + 8
     for layers in (1, 2):
-        c = dict(
-            name=f"b{layers}-thumos-anet",
-            input_features=3072,
-            d_model=1024,
-            heads=8,
-            feedforward=1024,
-            layers=layers,
-            window=64,
-            positions=127,
-            learned=False,
-            classes=22,
-        )
+        c = thumos_anet(layers)
         net = build_cooadtr(c)
         state = net.state_dict()
         for key, shape in costream_keys(c).items():

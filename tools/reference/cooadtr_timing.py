@@ -50,18 +50,7 @@ def main():
     print("| network | streams | step ms | window ms |")
     print("| --- | ---: | ---: | ---: |")
     for layers in (1, 2):
-        c = dict(
-            name=f"b{layers}",
-            input_features=3072,
-            d_model=1024,
-            heads=8,
-            feedforward=1024,
-            layers=layers,
-            window=64,
-            positions=127,
-            learned=False,
-            classes=22,
-        )
+        c = reference.thumos_anet(layers)
         torch.manual_seed(7)
         net = build(c).eval()
         for streams in (1, 64):
