@@ -40,24 +40,43 @@ pub(crate) fn attend_one_query<B: Backend>(
     let mut logits = vec![0.0f32; n];
     let window = n * head_dim;
     for (head, attended) in out.chunks_exact_mut(head_dim).enumerate() {
-        let query = &q[head * head_dim..(head + 1) * head_dim];
-        let keys = &k[head * window..(head + 1) * window];
-        let values = &v[head * window..(head + 1) * window];
-        for (logit, key) in logits.iter_mut().zip(keys.chunks_exact(head_dim)) {
-            *logit = dot(query, key);
-        }
-        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
-        let mut denominator = 0.0f32;
-        for (logit, value) in logits.iter().zip(values.chunks_exact(head_dim)) {
-            let weight = exp(logit - max);
-            denominator += weight;
-            for (a, &x) in attended.iter_mut().zip(value) {
-                *a += weight * x;
-            }
-        }
+        let (_, denominator) = query_softmax_sums(
+            &q[head * head_dim..(head + 1) * head_dim],
+            &k[head * window..(head + 1) * window],
+            &v[head * window..(head + 1) * window],
+            &mut logits,
+            attended,
+        );
         attended.iter_mut().for_each(|a| *a /= denominator);
     }
     from_flex(flex_from_values(out, vec![rows, heads, 1, head_dim]))
+}
+
+/// One query's softmax sums over a window of `logits.len()` keys and values: writes
+/// `Σ_j exp(l_j − max) v_j` into `numerator` and returns `(max, Σ_j exp(l_j − max))`, where
+/// `l_j = query · key_j` (`logits` is scratch space).
+pub(super) fn query_softmax_sums(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    logits: &mut [f32],
+    numerator: &mut [f32],
+) -> (f32, f32) {
+    let h = query.len();
+    for (logit, key) in logits.iter_mut().zip(keys.chunks_exact(h)) {
+        *logit = dot(query, key);
+    }
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+    numerator.fill(0.0);
+    let mut denominator = 0.0f32;
+    for (&logit, value) in logits.iter().zip(values.chunks_exact(h)) {
+        let weight = exp(logit - max);
+        denominator += weight;
+        for (a, &x) in numerator.iter_mut().zip(value) {
+            *a += weight * x;
+        }
+    }
+    (max, denominator)
 }
 
 #[cfg(test)]

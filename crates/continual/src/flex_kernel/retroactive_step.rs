@@ -11,6 +11,8 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::activation::exp;
+use super::one_query::query_softmax_sums;
+use super::window_shift::push_token;
 use super::{dot, from_flex, is_flex, to_flex};
 
 /// The window's per-query state, oldest token first, in the order the kernel takes it:
@@ -123,29 +125,17 @@ impl Head<'_> {
             self.den[i - 1] = den;
         }
         // The windows move by one token; the newest comes last.
-        for (window, token) in [
-            (&mut *self.q, self.new_q),
-            (&mut *self.k, self.new_k),
-            (&mut *self.v, self.new_v),
-        ] {
-            window.copy_within(h.., 0);
-            window[(n - 1) * h..].copy_from_slice(token);
-        }
+        push_token(self.q, self.new_q);
+        push_token(self.k, self.new_k);
+        push_token(self.v, self.new_v);
         // The newest query's sums over the new window, exactly.
-        for (logit, key) in self.logits.iter_mut().zip(self.k.chunks_exact(h)) {
-            *logit = dot(self.new_q, key);
-        }
-        let max = self.logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
-        let num = &mut self.num[(n - 1) * h..];
-        num.fill(0.0);
-        let mut den = 0.0f32;
-        for (&logit, value) in self.logits.iter().zip(self.v.chunks_exact(h)) {
-            let weight = exp(logit - max);
-            den += weight;
-            for (a, &x) in num.iter_mut().zip(value) {
-                *a += weight * x;
-            }
-        }
+        let (max, den) = query_softmax_sums(
+            self.new_q,
+            self.k,
+            self.v,
+            self.logits,
+            &mut self.num[(n - 1) * h..],
+        );
         self.max[n - 1] = max;
         self.den[n - 1] = den;
         self.peak[n - 1] = den;

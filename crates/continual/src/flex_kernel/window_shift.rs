@@ -31,10 +31,18 @@ pub(crate) fn shift_window<B: Backend>(
     let mut window = to_flex(window).expect(bug);
     let values = window.storage_mut::<f32>();
     for (block, token) in values.chunks_exact_mut(n * c).zip(newest.chunks_exact(c)) {
-        block.copy_within(c.., 0);
-        block[(n - 1) * c..].copy_from_slice(token);
+        push_token(block, token);
     }
     Ok(from_flex(window).expect(bug))
+}
+
+/// One window's tokens (`token.len()` values each, oldest first) moved down by one, `token`
+/// written last.
+pub(super) fn push_token(window: &mut [f32], token: &[f32]) {
+    let c = token.len();
+    window.copy_within(c.., 0);
+    let last = window.len() - c;
+    window[last..].copy_from_slice(token);
 }
 
 #[cfg(test)]

@@ -204,17 +204,9 @@ impl<B: Backend> TransformerEncoder<B> {
         let newest = layer
             .self_attn
             .project(layer.attention_input(token.clone()));
-        let [rows, heads, _, head_dim] = newest.k.dims();
-        let n = self.sequence_len;
-        let slots = ring::slots(state, n);
-        let device = token.device();
-        let take = |state: &mut State<B>, index: usize, dims: [usize; 4]| {
-            state.buffers[index]
-                .take()
-                .map_or_else(|| Tensor::zeros(dims, &device), from_buffer)
-        };
-        let keys = take(state, 0, [rows, heads, n, head_dim]);
-        let values = take(state, 1, [rows, heads, n, head_dim]);
+        let slots = ring::slots(state, self.sequence_len);
+        let keys = self.window_buffer(state, 0, &newest.k);
+        let values = self.window_buffer(state, 1, &newest.v);
         let keys = ring::write_slots(keys, newest.k, 2, &slots);
         let values = ring::write_slots(values, newest.v, 2, &slots);
         state.buffers[0] = Some(to_buffer(keys.clone()));

@@ -105,20 +105,13 @@ pub(super) fn load_stgcn_model<B: Backend>(
                 .map_err(|e| load_error(e.to_string()))?
                 .network
         }
-        WeightsSource::Builtin => {
-            return Err(bad(
-                "there are no built-in stgcn weights: give a checkpoint file or random:SEED".into(),
-            ))
-        }
+        WeightsSource::Builtin => return Err(no_builtin_weights(config)),
         WeightsSource::Random { seed } => {
             B::seed(device, *seed);
             build_stgcn::<B>(&stgcn, device).map_err(|e| load_error(e.to_string()))?
         }
     };
-    let network = Sequential::named(vec![
-        ("network", network.into()),
-        ("softmax", Activation::new(ActivationKind::Softmax).into()),
-    ]);
+    let network = with_softmax(network);
     let labels = labels(
         config,
         stgcn.num_classes,
@@ -199,28 +192,39 @@ pub(super) fn load_transformer_model<B: Backend>(
     let load_error = |message: String| load_failed(config, message);
     let network = match &config.weights {
         WeightsSource::File(path) => load_co_oadtr::<B>(&oadtr, path, device),
-        WeightsSource::Builtin => {
-            return Err(bad(
-                "there are no built-in transformer weights: give a checkpoint file or \
-                 random:SEED"
-                    .into(),
-            ))
-        }
+        WeightsSource::Builtin => return Err(no_builtin_weights(config)),
         WeightsSource::Random { seed } => {
             B::seed(device, *seed);
             build_co_oadtr::<B>(&oadtr, device)
         }
     }
     .map_err(|e| load_error(e.to_string()))?;
-    let network = Sequential::named(vec![
-        ("network", network.into()),
-        ("softmax", Activation::new(ActivationKind::Softmax).into()),
-    ]);
+    let network = with_softmax(network);
     let labels = labels(config, oadtr.classes, named.default_labels(oadtr.classes))?;
     let input = InputSpec::Features {
         features: oadtr.input_features,
     };
     Ok(LoadedModel::describe(config, network, input, 1, labels))
+}
+
+/// `network` followed by a softmax over its outputs, so that a network ending in logits
+/// gives class probabilities as the video models do.
+fn with_softmax<B: Backend>(network: Sequential<B>) -> Sequential<B> {
+    Sequential::named(vec![
+        ("network", network.into()),
+        ("softmax", Activation::new(ActivationKind::Softmax).into()),
+    ])
+}
+
+/// [`EngineError::Config`] for a family without built-in weights asked for them.
+fn no_builtin_weights(config: &ModelConfig) -> EngineError {
+    config_error(
+        config,
+        format!(
+            "there are no built-in {} weights: give a checkpoint file or random:SEED",
+            config.family.name()
+        ),
+    )
 }
 
 /// [`EngineError::Config`] for `config`'s model.
